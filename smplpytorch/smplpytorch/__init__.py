@@ -1,0 +1,1 @@
+"""SMPL layer with the original smplpytorch interface; model files go in native/models/."""
