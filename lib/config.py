@@ -41,6 +41,9 @@ class DatasetConfig:
     synthetic_test_size: int = 1000
     # ours: the synthetic dataset's body ('smpl' for the body, 'mano' for the hand)
     synthetic_body: str = "smpl"
+    # ours: 'official' reads the user's SMPL/MANO files and the original's regressors;
+    # 'synthetic' uses the generated synthetic body and hand (numbers are not paper numbers)
+    body_model: str = "official"
 
 
 @dataclass
@@ -113,6 +116,7 @@ _CHOICES = {
     ("DATASET", "input_joint_set"): ("human36", "coco", "smpl", "mano"),
     ("DATASET", "target_joint_set"): ("human36", "coco", "smpl", "mano"),
     ("DATASET", "synthetic_body"): ("smpl", "mano"),
+    ("DATASET", "body_model"): ("official", "synthetic"),
     ("TRAIN", "optimizer"): ("rmsprop", "adam", "sgd"),
     # 'platue' is the original's spelling of the plateau scheduler; both are accepted
     ("TRAIN", "scheduler"): ("step", "platue", "plateau"),
