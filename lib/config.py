@@ -59,6 +59,8 @@ class ModelConfig:
     # (1 = the original's channel plan). Only the quick synthetic configs change them.
     posenet_hid_dim: int = 4096
     meshnet_channel_divisor: int = 1
+    # ours: PoseNet dropout (the original's 0.5); 0 makes a training step deterministic
+    posenet_dropout: float = 0.5
 
 
 @dataclass
@@ -178,7 +180,8 @@ def _merge(cfg: Config, data: Dict[str, Any], source: str) -> None:
         for key, value in section_values.items():
             where = f"{source}: {section_name}.{key}"
             if key not in known:
-                raise ConfigError(f"{where} is not a known key (known: {', '.join(sorted(known))})")
+                raise ConfigError(f"{where} = {value!r}: {section_name}.{key} is not a known key "
+                                  f"(known: {', '.join(sorted(known))})")
             value = _coerce(value, hints[key], f"{where} = {value!r}")
             choices = _CHOICES.get((section_name, key))
             if choices is not None and value not in choices:
