@@ -1,0 +1,113 @@
+"""Everything a run is built from, from one validated config: body model, graphs, datasets,
+model, optimizer, scheduler. Each builder is a plain function of explicit arguments."""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..joints import JointSet, get_joint_set
+
+__all__ = ["seed_everything", "epoch_seed", "build_mesh_model", "GraphSet", "build_graphs",
+           "build_model", "build_optimizer", "build_scheduler", "build_datasets"]
+
+log = logging.getLogger(__name__)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch on one rank: a run resumed at an epoch boundary replays it exactly."""
+    return (int(seed) * 1_000_003 + int(epoch) * 9_973 + int(rank) * 101) % (2 ** 31 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    """The one place that seeds every RNG (python, numpy, torch)."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def build_mesh_model(cfg: Config):
+    """The SMPL body, or the MANO hand for the ``mano`` joint set; official or synthetic files."""
+    from ..body_models import MANO, SMPL
+
+    synthetic = cfg.DATASET.body_model == "synthetic"
+    if cfg.DATASET.input_joint_set == "mano":
+        return MANO(synthetic=synthetic)
+    return SMPL(synthetic=synthetic)
+
+
+@dataclass
+class GraphSet:
+    """The coarsened mesh graphs of one run (built once, cached on disk)."""
+
+    adjacency: list
+    laplacians: list
+    perm: list
+    perm_reverse: np.ndarray
+    vertex_num: int
+
+    @property
+    def unpermute_index(self) -> torch.Tensor:
+        """Indices taking the padded, permuted model output back to mesh vertex order."""
+        return torch.as_tensor(np.asarray(self.perm_reverse)[: self.vertex_num], dtype=torch.long)
+
+
+def build_graphs(mesh_model, joint_set: JointSet) -> GraphSet:
+    from ..graph_utils import build_coarse_graphs
+
+    levels = 6 if mesh_model.name == "mano" else 9
+    adj, lap, perm, perm_rev = build_coarse_graphs(
+        mesh_model.face, joint_set.num_joints, joint_set.skeleton, joint_set.graph_pairs, levels=levels)
+    return GraphSet(adj, lap, perm, np.asarray(perm_rev), int(mesh_model.vertex_num))
+
+
+def build_model(cfg: Config, joint_set: JointSet, graphs: Optional[GraphSet]) -> torch.nn.Module:
+    if cfg.MODEL.name == "posenet":
+        from ..models import posenet
+
+        return posenet.get_model(joint_set.num_joints, hid_dim=cfg.MODEL.posenet_hid_dim, num_layer=2,
+                                 p_dropout=cfg.MODEL.posenet_dropout)
+    from ..models import pose2mesh_net
+
+    return pose2mesh_net.get_model(joint_set.num_joints, graphs.laplacians, hid_dim=cfg.MODEL.posenet_hid_dim,
+                                   channel_divisor=cfg.MODEL.meshnet_channel_divisor,
+                                   p_dropout=cfg.MODEL.posenet_dropout)
+
+
+def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    t = cfg.TRAIN
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr)
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr)
+    # the original read TRAIN.momentum / weight_decay / nesterov that its config never defined
+    return torch.optim.SGD(params, lr=t.lr, momentum=0.9)
+
+
+def build_scheduler(cfg: Config, optimizer):
+    t = cfg.TRAIN
+    if t.scheduler == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.lr_step), gamma=t.lr_factor)
+    # 'platue' (the original's spelling) and 'plateau': stepped with the test error
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=t.lr_factor,
+                                                      patience=10, min_lr=1e-5)
+
+
+def build_datasets(cfg: Config, names: Sequence[str], split: str, mesh_model) -> List[torch.utils.data.Dataset]:
+    from ..datasets import build_dataset
+
+    datasets = []
+    for name in names:
+        ds = build_dataset(name, split, cfg, mesh_model=mesh_model)
+        log.info("# of %s %s samples: %d", split, name, len(ds))
+        datasets.append(ds)
+    return datasets
+
+
+def main_joint_set(cfg: Config) -> JointSet:
+    return get_joint_set(cfg.DATASET.input_joint_set)

@@ -1,0 +1,58 @@
+"""Batch normalization over the global batch of all DDP processes, on CPU (gloo) as on CUDA.
+
+``torch.nn.SyncBatchNorm`` refuses CPU tensors, so CPU DDP would normalize every process's
+slice of the batch on its own: the run would differ from a single process with the same global
+batch. :class:`DistributedBatchNorm1d` sums the per-channel count, sum and sum of squares over
+all processes with a differentiable all-reduce. Parameter and buffer names are those of
+``nn.BatchNorm1d``, so checkpoints are unchanged.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DistributedBatchNorm1d", "convert_batchnorm"]
+
+
+class DistributedBatchNorm1d(nn.BatchNorm1d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: N x C (or N x C x L)
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        stats = torch.cat([count, x.sum(dim=dims), (x * x).sum(dim=dims)])
+        stats = all_reduce(stats)  # differentiable sum over processes
+        c = x.shape[1]
+        n = stats[0]
+        mean = stats[1:1 + c] / n
+        var = stats[1 + c:] / n - mean * mean  # biased, as batch norm normalizes
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1.0))
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_batchnorm(module: nn.Module, use_cuda: bool) -> nn.Module:
+    """Global-batch BN under DDP: torch's SyncBatchNorm on CUDA, ours on CPU."""
+    if use_cuda:
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if type(module) is nn.BatchNorm1d:
+        new = DistributedBatchNorm1d(module.num_features, module.eps, module.momentum, module.affine,
+                                     module.track_running_stats)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        setattr(module, name, convert_batchnorm(child, use_cuda))
+    return module
