@@ -111,6 +111,12 @@ class IndexedDataset(Dataset):
     def __getitem__(self, idx: int):
         return idx, self.dataset[idx]
 
+    def __getitems__(self, indices):
+        """Batched access, kept when the dataset has it (one vectorized body-model call)."""
+        getitems = getattr(self.dataset, "__getitems__", None)
+        samples = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
+        return list(zip(indices, samples))
+
 
 def train_one_epoch(model, criterion, optimizer, loader: DataLoader, device: torch.device, epoch: int,
                     global_step: int, print_freq: int, max_iters: int = 0, writer=None,

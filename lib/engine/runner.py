@@ -391,6 +391,8 @@ def _train(args) -> int:
         lr = optimizer.param_groups[0]["lr"]
         log.info("Epoch %d / %d, lr %.2e", epoch, end_epoch, lr)
         builders.seed_everything(builders.epoch_seed(args.seed, epoch, stage.dist.rank))
+        if hasattr(train_set, "set_epoch"):  # synthesized errors and augmentation differ per epoch
+            train_set.set_epoch(epoch)
         generator = torch.Generator().manual_seed(builders.epoch_seed(args.seed, epoch))
         if stage.dist.enabled:
             sampler = DistributedSampler(train_set, num_replicas=stage.dist.world_size, rank=stage.dist.rank,

@@ -1,0 +1,91 @@
+"""Training on several datasets at once: the original's uniform mixing.
+
+With ``make_same_len`` (what the original's trainer used) every dataset counts as long as the
+longest one, ``L``, and the mixture has ``L * n`` samples. Sample ``i`` comes from a dataset
+chosen uniformly at random; within it, position ``i mod L`` maps onto the dataset by modulo
+while whole copies of the dataset fit into ``L``, and to a random sample in the last, partial
+copy. Without ``make_same_len`` the datasets are simply concatenated.
+
+Unlike the original (Python's global ``random``), the random choices are a function of
+``(seed, epoch, i)``: reproducible, and the same in every DataLoader worker.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+from torch.utils.data import Dataset
+
+__all__ = ["MultipleDatasets"]
+
+
+class MultipleDatasets(Dataset):
+    """Mix datasets for training.
+
+    Args:
+        datasets: the datasets (non-empty each).
+        make_same_len: the original's uniform mixing (see the module docstring); False concatenates.
+        seed: base of the mixing choices.
+    """
+
+    def __init__(self, datasets: Sequence[Dataset], make_same_len: bool = True, seed: int = 0):
+        if not datasets:
+            raise ValueError("MultipleDatasets needs at least one dataset")
+        lengths = [len(db) for db in datasets]
+        if min(lengths) <= 0:
+            empty = [type(db).__name__ for db, n in zip(datasets, lengths) if n <= 0]
+            raise ValueError(f"MultipleDatasets: empty dataset(s): {', '.join(empty)}")
+        self.datasets = list(datasets)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.max_len = int(self.lengths.max())
+        self.cumulative = np.cumsum(self.lengths)
+        self.make_same_len = bool(make_same_len)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        if self.make_same_len:
+            return self.max_len * len(self.datasets)
+        return int(self.cumulative[-1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """New mixing choices per epoch; forwarded to the datasets that vary per epoch."""
+        self.epoch = int(epoch)
+        for db in self.datasets:
+            if hasattr(db, "set_epoch"):
+                db.set_epoch(epoch)
+
+    def locate(self, index: int) -> Tuple[int, int]:
+        """``(dataset number, index in that dataset)`` of mixture sample ``index``."""
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"MultipleDatasets index {index} out of range (length {len(self)})")
+        if not self.make_same_len:
+            db = int(np.searchsorted(self.cumulative, index, side="right"))
+            return db, index - (int(self.cumulative[db - 1]) if db else 0)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
+        db = int(rng.integers(len(self.datasets)))
+        n = int(self.lengths[db])
+        pos = index % self.max_len
+        if pos >= n * (self.max_len // n):  # the last, partial copy: a random sample
+            return db, int(rng.integers(n))
+        return db, pos % n
+
+    def __getitem__(self, index: int):
+        db, i = self.locate(index)
+        return self.datasets[db][i]
+
+    def __getitems__(self, indices: Sequence[int]) -> List:
+        """A batch, fetched per dataset in one call where a dataset supports batched access."""
+        where = [self.locate(i) for i in indices]
+        out: List = [None] * len(where)
+        for db_num, db in enumerate(self.datasets):
+            slots = [k for k, (d, _) in enumerate(where) if d == db_num]
+            if not slots:
+                continue
+            local = [where[k][1] for k in slots]
+            getitems = getattr(db, "__getitems__", None)
+            samples = getitems(local) if getitems else [db[i] for i in local]
+            for k, sample in zip(slots, samples):
+                out[k] = sample
+        return out
