@@ -1,0 +1,147 @@
+"""AMASS, the CMU subset (the original's ``data/AMASS/dataset.py``, class AMASS_CMU).
+
+Files (``data/AMASS/data/``, see ``data/AMASS/README.md``)::
+
+    cmu/<subject>/<sequence>_poses.npz    AMASS SMPL+H archives: poses (T x 156), betas (16,), ...
+
+Training only. Every sub-dataset folder whose name contains ``cmu`` is read (the original
+tested the whole path, so a data folder under a path containing "cmu" took every sub-dataset);
+CMU is captured at 120 fps and subsampled every 60th frame (2 fps). Each kept frame is seen by
+the original's four virtual cameras: the rotations of the four Human3.6M cameras, the body 1 m
+in front (``t = (0, 0, 1)`` m, applied after the rotation about the pelvis), focal length 250
+and principal point (500, 500). The neutral body with the first 72 pose values (body joints)
+and the first 10 shape values; no translation. No fitting check (the meshes are the ground
+truth).
+"""
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from ..coord_utils import cam2pixel
+from ..joints import get_joint_set
+from .body_base import LoaderBase
+from .errors import DatasetError
+from .mesh_batch import MeshBatcher, run_smpl
+
+__all__ = ["AMASS", "H36M_CAMERA_ROTATIONS"]
+
+log = logging.getLogger(__name__)
+
+HINT = "download the AMASS CMU SMPL+H archives from https://amass.is.tue.mpg.de, see data/AMASS/README.md"
+
+# the rotations of the four Human3.6M cameras (the original's virtual cameras)
+H36M_CAMERA_ROTATIONS = np.array([
+    [[-0.9153617, 0.40180838, 0.02574755], [0.05154812, 0.18037356, -0.9822465], [-0.39931902, -0.89778364, -0.18581952]],
+    [[0.92816836, 0.37215385, 0.00224838], [0.08166409, -0.1977723, -0.9768404], [-0.36309022, 0.9068559, -0.2139576]],
+    [[-0.91415495, -0.40277803, -0.04572295], [-0.04562341, 0.2143085, -0.97569996], [0.4027893, -0.8898549, -0.21428728]],
+    [[0.91415626, -0.40060705, 0.06190599], [-0.05641001, -0.2769532, -0.9592262], [0.40141782, 0.8733905, -0.27577674]],
+], dtype=np.float32)
+CAMERA_T = np.array([0.0, 0.0, 1.0], dtype=np.float32)  # metres
+FOCAL = np.array([250.0, 250.0], dtype=np.float32)
+PRINCPT = np.array([500.0, 500.0], dtype=np.float32)
+
+
+def sampling_ratio(sub_dataset: str) -> int:
+    """The original's frame subsampling per AMASS sub-dataset (CMU: 120 fps -> 2 fps)."""
+    return {"cmu": 60, "mpi_mosh": 10, "bmlrub": 10, "bmlmovi": 10}.get(sub_dataset.lower(), 5)
+
+
+class AMASS(LoaderBase):
+    """AMASS CMU with four virtual cameras (see the module docstring).
+
+    Attributes:
+        db: 'body' arrays ('pose' (B, 72), 'shape' (B, 10), 'source' file, 'frame') of the kept
+            frames, and per sample 'body_idx' and 'cam_idx' (sample = body x camera).
+    """
+
+    name = "AMASS"
+    splits = ("train",)
+    input_joint_sets = ("coco", "human36")
+
+    def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
+                 mesh_cache_mb: float = 2048):
+        super().__init__(data_split, cfg, data_dir, mesh_model, seed, mesh_cache_mb)
+        self.h36m = get_joint_set("human36")
+        self.coco = get_joint_set("coco")
+        self.reg_h36m = self.regressor("human36")
+        self.reg_coco = self.regressor("coco")
+        self.db = self._load_sequences()
+        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+
+    def _load_sequences(self) -> Dict[str, np.ndarray]:
+        base = self._path("data")
+        if not base.is_dir():
+            raise DatasetError(f"AMASS data folder not found: {base} ({HINT})")
+        poses, shapes, sources, frames = [], [], [], []
+        for sub in sorted(p for p in base.iterdir() if p.is_dir() and "cmu" in p.name.lower()):
+            ratio = sampling_ratio(sub.name)
+            for path in sorted(sub.glob("*/*_poses.npz")):
+                data = self._read_npz(path)
+                keep = np.arange(0, len(data["poses"]), ratio)
+                poses.append(data["poses"][keep, :72])
+                shapes.append(np.repeat(data["betas"][None, :10], len(keep), axis=0))
+                sources += [str(path)] * len(keep)
+                frames.append(keep)
+        if not poses:
+            raise DatasetError(f"no AMASS CMU sequences (*/<sequence>_poses.npz) under {base}/<cmu folder> ({HINT})")
+        body = {"pose": np.concatenate(poses).astype(np.float32), "shape": np.concatenate(shapes).astype(np.float32),
+                "source": np.array(sources), "frame": np.concatenate(frames)}
+        n_cam = len(H36M_CAMERA_ROTATIONS)
+        body["body_idx"] = np.repeat(np.arange(len(body["pose"])), n_cam)
+        body["cam_idx"] = np.tile(np.arange(n_cam), len(body["pose"]))
+        return body
+
+    @staticmethod
+    def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = [k for k in ("poses", "betas") if k not in npz.files]
+                if missing:
+                    raise DatasetError(f"{path}: missing field '{missing[0]}' (an AMASS *_poses.npz has poses, betas)")
+                poses, betas = np.asarray(npz["poses"], dtype=np.float32), np.asarray(npz["betas"], dtype=np.float32)
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, DatasetError):
+                raise
+            raise DatasetError(f"{path}: not a readable AMASS .npz archive ({exc})") from None
+        if poses.ndim != 2 or poses.shape[1] < 72 or betas.reshape(-1).shape[0] < 10:
+            raise DatasetError(f"{path}: field 'poses' must be T x 156 (>= 72) and 'betas' hold >= 10 values, "
+                               f"got {poses.shape} and {betas.shape}")
+        return {"poses": poses, "betas": betas.reshape(-1)}
+
+    def __len__(self) -> int:
+        return len(self.db["body_idx"])
+
+    def _compute_meshes(self, idx: np.ndarray):
+        """Each body once, then per camera ``R (X - J_root) + J_root + t``: the original's rotation
+        of the root orientation by ``R`` (SMPL rotates about the pelvis joint) followed by ``+ t``."""
+        db = self.db
+        bodies, inverse = np.unique(db["body_idx"][idx], return_inverse=True)
+        verts, joints = run_smpl(self.mesh_model, db["pose"][bodies], db["shape"][bodies])
+        R = H36M_CAMERA_ROTATIONS[db["cam_idx"][idx]]
+        root = joints[inverse, :1]
+        t = CAMERA_T * 1000.0
+        Rt = np.swapaxes(R, 1, 2)  # X R^T = (R X^T)^T, batched
+        verts_cam = np.matmul(verts[inverse] - root, Rt) + root + t
+        joints_cam = np.matmul(joints[inverse] - root, Rt) + root + t
+        return verts_cam.astype(np.float32), joints_cam.astype(np.float32)
+
+    def _samples(self, indices: List[int]) -> List:
+        idx = np.asarray(indices, dtype=np.int64)
+        verts, _ = self.meshes.get(idx)
+        coco_cam = np.matmul(self.reg_coco, verts)
+        h36m_cam = np.matmul(self.reg_h36m, verts)
+        reg = self.target_from_mesh(verts)
+        out = []
+        for k, i in enumerate(idx):
+            mesh = verts[k] - h36m_cam[k, self.h36m.root]
+            if self.joint_set.name == "coco":
+                joint_img, lift = cam2pixel(coco_cam[k], FOCAL, PRINCPT)[:, :2], coco_cam[k] - coco_cam[k, self.coco.root]
+            else:
+                joint_img, lift = cam2pixel(h36m_cam[k], FOCAL, PRINCPT)[:, :2], h36m_cam[k] - h36m_cam[k, self.h36m.root]
+            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k]))
+        return out
