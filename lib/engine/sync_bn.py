@@ -50,7 +50,10 @@ def convert_batchnorm(module: nn.Module, use_cuda: bool) -> nn.Module:
     if type(module) is nn.BatchNorm1d:
         new = DistributedBatchNorm1d(module.num_features, module.eps, module.momentum, module.affine,
                                      module.track_running_stats)
-        new.load_state_dict(module.state_dict())
+        if module.affine:  # the same Parameter objects: requires_grad and optimizer state carry over
+            new.weight, new.bias = module.weight, module.bias
+        new.running_mean, new.running_var = module.running_mean, module.running_var
+        new.num_batches_tracked = module.num_batches_tracked
         new.train(module.training)
         return new
     for name, child in module.named_children():
