@@ -14,19 +14,20 @@ import torch
 import yaml
 
 from pose2mesh.config import load_config
-from pose2mesh.engine.runner import test_main, train_main
+from pose2mesh.engine.runner import test_main as run_test_cli
+from pose2mesh.engine.runner import train_main
 
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
     "DATASET": {"train_list": ["Synthetic"], "test_list": ["Synthetic"], "input_joint_set": "human36",
                 "target_joint_set": "human36", "workers": 0, "use_gt_input": True,
-                "synthetic_train_size": 64, "synthetic_test_size": 16, "body_model": "synthetic"},
+                "synthetic_train_size": 32, "synthetic_test_size": 8, "body_model": "synthetic"},
     "MODEL": {"name": "pose2mesh_net", "posenet_hid_dim": 64, "meshnet_channel_divisor": 16,
               "posenet_dropout": 0.0},
-    "TRAIN": {"batch_size": 8, "end_epoch": 3, "edge_loss_start": 1, "max_iters_per_epoch": 3,
+    "TRAIN": {"batch_size": 4, "end_epoch": 3, "edge_loss_start": 1, "max_iters_per_epoch": 2,
               "lr": 0.001, "lr_step": [2], "print_freq": 1, "optimizer": "rmsprop"},
-    "TEST": {"batch_size": 8},
+    "TEST": {"batch_size": 4},
 }
 
 
@@ -154,7 +155,7 @@ def test_non_finite_loss_stops_with_the_step_and_term(tmp_path: Path, monkeypatc
 
 def test_test_script_prints_metrics_and_baselines(uninterrupted: Path, tmp_path: Path, capsys):
     cfg = write_cfg(tmp_path)
-    code = test_main(["--cfg", str(cfg), "--gpu", "cpu", "--weights", str(uninterrupted / "checkpoint"),
+    code = run_test_cli(["--cfg", str(cfg), "--gpu", "cpu", "--weights", str(uninterrupted / "checkpoint"),
                       "--output_dir", str(tmp_path / "exp"), "--baselines"])
     assert code == 0
     out = capsys.readouterr().out
@@ -164,14 +165,16 @@ def test_test_script_prints_metrics_and_baselines(uninterrupted: Path, tmp_path:
 
 def test_missing_weights_is_one_clear_line(tmp_path: Path, capsys):
     cfg = write_cfg(tmp_path)
-    code = test_main(["--cfg", str(cfg), "--gpu", "cpu", "--weights", str(tmp_path / "nope.pth.tar")])
+    code = run_test_cli(["--cfg", str(cfg), "--gpu", "cpu", "--weights", str(tmp_path / "nope.pth.tar")])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.pth.tar" in err[0] and "does not exist" in err[0]
 
 
-def test_ddp_two_cpu_processes_match_a_single_process(uninterrupted: Path, tmp_path: Path):
-    cfg = write_cfg(tmp_path, TRAIN__shuffle=False)
+def test_ddp_two_cpu_processes_match_a_single_process(tmp_path: Path):
+    # SGD: adaptive optimizers (RMSprop, Adam) turn float-noise gradients (e.g. of a bias that a batch
+    # norm cancels) into full-size steps, so runs agreeing to 1e-6 in gradients would diverge
+    cfg = write_cfg(tmp_path, TRAIN__shuffle=False, TRAIN__optimizer="sgd", TRAIN__lr=0.001)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "main/train.py", "--cfg", str(cfg), "--gpu", "cpu", "--output_dir", str(tmp_path / "ddp")],

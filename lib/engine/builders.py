@@ -14,7 +14,7 @@ from ..config import Config
 from ..joints import JointSet, get_joint_set
 
 __all__ = ["seed_everything", "epoch_seed", "build_mesh_model", "GraphSet", "build_graphs",
-           "build_model", "build_optimizer", "build_scheduler", "build_datasets"]
+           "build_model", "build_optimizer", "load_optimizer_state", "build_scheduler", "build_datasets"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,25 @@ def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=t.lr)
     # the original read TRAIN.momentum / weight_decay / nesterov that its config never defined
     return torch.optim.SGD(params, lr=t.lr, momentum=0.9)
+
+
+# a hyper-parameter only each optimizer's param_groups have
+_OPTIMIZER_MARK = {"rmsprop": "alpha", "adam": "betas", "sgd": "nesterov"}
+
+
+def load_optimizer_state(cfg: Config, optimizer: torch.optim.Optimizer, state: dict, source) -> None:
+    """Load a checkpoint's optimizer state into the optimizer of ``TRAIN.optimizer``.
+
+    Raises:
+        ValueError: the state is another optimizer's (torch would load it, then fail with a
+            ``KeyError`` at the first step).
+    """
+    groups = state.get("param_groups") or [{}]
+    if _OPTIMIZER_MARK[cfg.TRAIN.optimizer] not in groups[0]:
+        found = next((name for name, key in _OPTIMIZER_MARK.items() if key in groups[0]), "another optimizer")
+        raise ValueError(f"{source} was trained with {found}, but TRAIN.optimizer is '{cfg.TRAIN.optimizer}': "
+                         "resume with the optimizer it was trained with, or start a new run")
+    optimizer.load_state_dict(state)
 
 
 def build_scheduler(cfg: Config, optimizer):

@@ -65,17 +65,32 @@ def build_test_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is now (so in-process callers can capture it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _setup_logging(debug: bool, run: Optional[RunDir]) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    if not any(isinstance(h, logging.StreamHandler) and getattr(h, "_pose2mesh", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, _StdoutHandler) for h in root.handlers):
+        h = _StdoutHandler()
         h.setFormatter(logging.Formatter("%(message)s"))
-        h._pose2mesh = True  # type: ignore[attr-defined]
         root.addHandler(h)
+    for h in [h for h in root.handlers if getattr(h, "_pose2mesh_run_log", False)]:
+        root.removeHandler(h)
+        h.close()
     if run is not None and dist_utils.is_main():
         fh = logging.FileHandler(run.root / "log.txt")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        fh._pose2mesh_run_log = True  # type: ignore[attr-defined]
         root.addHandler(fh)
 
 
@@ -134,7 +149,7 @@ def find_resume_checkpoint(path: Optional[str], experiment_root: Path) -> tuple[
     ``path`` may be a .pth.tar file, a run folder, or its checkpoint/ folder; empty means the
     newest run folder under ``experiment_root`` that has a checkpoint.
     """
-    from ..checkpoint import CheckpointError, load_checkpoint
+    from ..checkpoint import CheckpointError, check_resumable, load_checkpoint
 
     if path:
         p = Path(path)
@@ -159,6 +174,7 @@ def find_resume_checkpoint(path: Optional[str], experiment_root: Path) -> tuple[
     for cand in candidates:
         try:
             state = load_checkpoint(cand)
+            check_resumable(state, cand)
         except CheckpointError as err:
             problems.append(str(err))
             log.warning("skipping %s: %s", cand, err)
@@ -363,7 +379,7 @@ def _train(args) -> int:
     begin_epoch, train_log, test_log, global_step = cfg.TRAIN.begin_epoch, [], {"surface": [], "joint": []}, 0
     if resume_state is not None:
         load_model_weights(stage.model, resume_state, strict=True)
-        optimizer.load_state_dict(resume_state["optim_state_dict"])
+        builders.load_optimizer_state(cfg, optimizer, resume_state["optim_state_dict"], resume_file)
         sched_state = dict(resume_state["scheduler_state_dict"])
         if cfg.TRAIN.scheduler == "step":  # as the original: the config's milestones and factor win
             from collections import Counter

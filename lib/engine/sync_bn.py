@@ -2,7 +2,7 @@
 
 ``torch.nn.SyncBatchNorm`` refuses CPU tensors, so CPU DDP would normalize every process's
 slice of the batch on its own: the run would differ from a single process with the same global
-batch. :class:`DistributedBatchNorm1d` sums the per-channel count, sum and sum of squares over
+batch. :class:`DistributedBatchNorm1d` sums the per-channel count, sum and squared deviations over
 all processes with a differentiable all-reduce. Parameter and buffer names are those of
 ``nn.BatchNorm1d``, so checkpoints are unchanged.
 """
@@ -23,20 +23,20 @@ class DistributedBatchNorm1d(nn.BatchNorm1d):
         from torch.distributed.nn.functional import all_reduce
 
         dims = [0] + list(range(2, x.dim()))
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        stats = torch.cat([count, x.sum(dim=dims), (x * x).sum(dim=dims)])
-        stats = all_reduce(stats)  # differentiable sum over processes
         c = x.shape[1]
-        n = stats[0]
-        mean = stats[1:1 + c] / n
-        var = stats[1 + c:] / n - mean * mean  # biased, as batch norm normalizes
+        shape = [1, c] + [1] * (x.dim() - 2)
+        # two passes (mean, then squared deviations): E[x^2] - E[x]^2 loses digits
+        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        first = all_reduce(torch.cat([count, x.sum(dim=dims)]))  # differentiable sum over processes
+        n = first[0]
+        mean = first[1:] / n
+        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dim=dims)) / n  # biased, as batch norm normalizes
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - m).add_(m * mean.detach())
                 self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1.0))
-        shape = [1, c] + [1] * (x.dim() - 2)
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
