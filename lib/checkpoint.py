@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 __all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS",
-           "save_checkpoint", "load_checkpoint", "load_model_weights", "strip_module_prefix"]
+           "save_checkpoint", "load_checkpoint", "check_resumable", "load_model_weights", "strip_module_prefix"]
 
 CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict", "train_log", "test_log")
 
@@ -145,6 +145,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Dict[
         raise CheckpointError(f"{path} is not a Pose2Mesh checkpoint: no 'model_state_dict' "
                               f"(keys found: {found or 'none'})")
     return dict(obj)
+
+
+def check_resumable(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` holds what continuing training needs:
+    the epoch, the weights, and the optimizer and scheduler states (a weights-only file, as
+    some tools write, can be tested but not resumed)."""
+    missing = [k for k in ("epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict") if k not in state]
+    optim = state.get("optim_state_dict")
+    if "optim_state_dict" not in missing and not (isinstance(optim, Mapping) and "param_groups" in optim):
+        missing.append("optim_state_dict (it is empty)")
+    if "epoch" not in missing and not isinstance(state["epoch"], (int, np.integer)):
+        missing.append(f"an integer epoch (found {state['epoch']!r})")
+    if missing:
+        raise CheckpointError(f"checkpoint {os.fspath(path)} cannot resume training: it lacks {', '.join(missing)} "
+                              "(weights only? test it with main/test.py --weights, or start a new run)")
 
 
 def _unpickler_detail(msg: str) -> str:

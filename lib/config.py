@@ -204,6 +204,15 @@ def _validate(cfg: Config) -> None:
                           f"TRAIN.begin_epoch ({cfg.TRAIN.begin_epoch})")
 
 
+def _yaml_problem(err: "yaml.YAMLError") -> str:
+    """The YAML error on one line: what is wrong and where (PyYAML's text spans several)."""
+    problem = getattr(err, "problem", None) or getattr(err, "context", None)
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    if problem is None:
+        return " ".join(str(err).split())
+    return problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "")
+
+
 def load_config(path: Optional[str] = None) -> Config:
     """Read a YAML file over the defaults, validate it and return the configuration.
 
@@ -225,7 +234,7 @@ def load_config(path: Optional[str] = None) -> Config:
         with open(path, "r", encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not a valid YAML file ({err})") from None
+        raise ConfigError(f"{path}: not a valid YAML file ({_yaml_problem(err)})") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty (expected sections such as DATASET, MODEL, TRAIN)")
     if not isinstance(data, dict):
