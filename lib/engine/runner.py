@@ -340,12 +340,15 @@ def _train(args) -> int:
         path = args.resume_training or cfg.TRAIN.resume_path
         resume_state, resume_file, run = find_resume_checkpoint(path, exp_root or experiment_dir())
         log.info("resuming from %s (epoch %d)", resume_file, resume_state["epoch"])
-    if run is None:
-        if main_rank:
-            from ..paths import experiment_dir
+    if run is None and main_rank:
+        from ..paths import experiment_dir
 
-            check_writable(exp_root or experiment_dir())
-            run = create_run_dir(exp_root)
+        check_writable(exp_root or experiment_dir())  # fail before the (long) dataset loading
+    # datasets before the run folder: a missing annotation file leaves no empty exp_* behind
+    train_sets = builders.build_datasets(cfg, cfg.DATASET.train_list, "train", stage.mesh_model)
+    test_sets = builders.build_datasets(cfg, cfg.DATASET.test_list[:1], "test", stage.mesh_model)
+    if run is None:
+        run = create_run_dir(exp_root) if main_rank else None
         run = dist_utils.all_gather_objects(run)[0]
     check_writable(run.checkpoint)
     if main_rank:
@@ -353,9 +356,6 @@ def _train(args) -> int:
         _setup_logging(args.debug, run)
         log.info("run folder: %s", run.root)
     log.info("device: %s%s", stage.device, f" (DDP, {stage.dist.world_size} processes)" if stage.dist.enabled else "")
-
-    train_sets = builders.build_datasets(cfg, cfg.DATASET.train_list, "train", stage.mesh_model)
-    test_sets = builders.build_datasets(cfg, cfg.DATASET.test_list[:1], "test", stage.mesh_model)
     test_set = test_sets[0]
     per_dataset = max(1, cfg.TRAIN.batch_size // len(train_sets))
     if len(train_sets) > 1:
@@ -487,13 +487,13 @@ def _test(args) -> int:
     state = load_checkpoint(weights)
     load_model_weights(stage.model, state, strict=True)
     log.info("weights: %s (epoch %s)", weights, state.get("epoch", "?"))
+    test_set = builders.build_datasets(cfg, cfg.DATASET.test_list[:1], "test", stage.mesh_model)[0]
     run = None
     if stage.dist.is_main:
         run = create_run_dir(Path(args.output_dir) if args.output_dir else None)
         record_run(run, cfg)
         _setup_logging(args.debug, run)
         log.info("results folder: %s", run.result)
-    test_set = builders.build_datasets(cfg, cfg.DATASET.test_list[:1], "test", stage.mesh_model)[0]
     model = stage.wrap_model()
     results = run_inference(model, stage.criterion, stage.test_loader(test_set, cfg.TEST.batch_size), stage.device,
                             keep_mesh=stage.is_mesh, max_samples=cfg.TEST.max_samples,
