@@ -13,14 +13,26 @@ rescaled as ``L / (2 lmax) - I`` (its code comment says ``2 L / lmax - I``), and
 Laplacian of the coarsest level is not rescaled at all: this module takes ``L`` as given.
 
 Layout. Features travel **vertex-major**, ``V x B x F`` (``B`` the batch), so that the sparse
-products ``L @ X`` act on a free view ``V x (B * F)`` with no transpose. The Chebyshev terms are
-never concatenated: the linear layer is applied as ``K`` matrix products over the same weight,
-one per order (``W[:, k::K]``), summed into one output. That is the original's arithmetic in a
-different summation order (float32 results agree to rounding). Graph Laplacians are symmetric,
-so the backward pass multiplies by ``L`` again rather than by a transposed copy
-(``symmetric=True``; MeshNet checks each Laplacian once). Measured on this project's shared
-2-core CPU, a body MeshNet step on the 17,920-vertex icosphere (B = 8) runs about 1.5x faster
-for training and 2x for inference than the original's concatenating layer.
+products act on a free view ``V x (B * F)`` with no transpose and no concatenation.
+
+Evaluation order (the float32 fast path, :class:`_ChebLinear`). The Linear is applied *first*:
+``Z_k = X W_k`` (``W_k = W[:, k::K]``, one dense product per order), and the Chebyshev series is
+then summed with Clenshaw's recurrence on the ``Fout``-wide results,
+
+    b_{K-1} = Z_{K-1},   b_k = Z_k + 2 L b_{k+1} - b_{k+2},   Y = Z_0 + L b_1 - b_2 + bias,
+
+which is ``sum_k T_k(L) X W_k``, the same linear map (for K = 3: ``Y = X (W_0 - W_2) + L (X W_1 +
+2 L X W_2)``). Each sparse product accumulates in place into a dense product's output, so a layer
+allocates K outputs and nothing else. The backward pass needs only ``X``: with a symmetric ``L``
+(every graph Laplacian here) ``dX = sum_k T_k(L) dY W_k^T`` and ``dW_k = X^T T_k(L) dY``, i.e. the
+Chebyshev terms of the ``Fout``-wide gradient, so the K Chebyshev terms of ``X`` are never stored
+(about a third of the original's activation memory). In evaluation, a following BatchNorm on
+running statistics is folded into ``W`` and ``b``. A layer that reads an x2-upsampled input takes
+the coarse input and a ``parent`` index: the dense products run on the coarse rows and only their
+``Fout``-wide results are upsampled (exact: the Linear acts row by row). Results equal the
+original's stacked formulation to float32 rounding (float64: to 1e-12); the tests check both.
+Speed and memory against the original's formulation: ``bench/README.md``. Under autocast, or when ``x`` and ``L`` differ in dtype, the composed path below runs instead
+(:func:`chebyshev_basis` then ``K`` products), whose dense products follow the ambient autocast.
 
 Sparse products run in the Laplacian's dtype with autocast switched off (sparse kernels have no
 bfloat16 path on every device); the dense products follow the ambient autocast, so
@@ -170,28 +182,162 @@ def chebyshev_basis(L: torch.Tensor, x: torch.Tensor, K: int, symmetric: bool = 
     return terms
 
 
+class _ChebLinear(torch.autograd.Function):
+    """``sum_k T_k(L) X W_k + b`` (float32 / float64, no autocast), see the module docstring.
+
+    Inputs: ``x`` (Vx x B x Fin, contiguous), ``weight`` (Fout x Fin*K, Fin-major K-minor),
+    ``bias`` (Fout or None), ``L`` and ``Lt`` (its transpose; ``L`` itself when symmetric), ``K``,
+    ``parent`` (None: Vx = V; or a (V,) index: the layer's input at vertex ``v`` is
+    ``x[parent[v]]``, a nearest upsampling from a coarser level, applied to the Fout-wide
+    products ``X W_k`` instead of to ``X``, which is exact and saves the dense products on the
+    duplicated rows). Output: V x B x Fout. Saves only ``x`` and ``weight`` for the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, L, Lt, K: int, parent):
+        Vx, B, Fin = x.shape
+        V = L.shape[0]
+        Fout = weight.shape[0]
+        Wk = weight.detach().view(Fout, Fin, K).permute(2, 0, 1).contiguous()  # K x Fout x Fin
+        X = x.reshape(Vx * B, Fin)
+        folded = K == 3  # Y = X (W_0 - W_2) + L (X W_1 + 2 L X W_2): b_2 = Z_2 folds into Z_0
+        W0 = Wk[0] - Wk[2] if folded else Wk[0]
+        Y = torch.empty(V, B, Fout, dtype=x.dtype, device=x.device)  # returned as is: not a view
+        Z0 = Y.view(V * B, Fout) if parent is None else torch.empty(Vx * B, Fout, dtype=x.dtype, device=x.device)
+        if bias is not None:
+            torch.addmm(bias, X, W0.t(), out=Z0)
+        else:
+            torch.mm(X, W0.t(), out=Z0)
+        Z = [Z0] + [X @ Wk[k].t() for k in range(1, K)]
+        if parent is not None:  # upsample the products, not the (wider or as wide) input
+            torch.index_select(Z0.view(Vx, B * Fout), 0, parent, out=Y.view(V, B * Fout))
+            Z = [Y] + [t.view(Vx, B * Fout).index_select(0, parent) for t in Z[1:]]
+        z = [t.view(V, B * Fout) for t in Z]
+        if K > 1:  # Clenshaw's recurrence, each sparse product accumulated in place
+            b1, b2 = z[K - 1], None
+            for k in range(K - 2, 0, -1):
+                b = z[k].addmm_(L, b1, alpha=2.0)
+                if b2 is not None:
+                    b.sub_(b2)
+                b1, b2 = b, b1
+            z[0].addmm_(L, b1)
+            if b2 is not None and not folded:
+                z[0].sub_(b2)
+        ctx.save_for_backward(x, weight, parent)
+        ctx.Lt, ctx.K, ctx.has_bias = Lt, K, bias is not None
+        return Y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, parent = ctx.saved_tensors
+        Lt, K = ctx.Lt, ctx.K
+        V, B, Fin = x.shape  # V: the input's vertices (the coarser level's with ``parent``)
+        Fout = weight.shape[0]
+        g = grad.reshape(grad.shape[0], B * Fout)  # the Chebyshev terms of the gradient, with L^T
+        terms = [g]
+        if K > 1:
+            terms.append(torch.sparse.mm(Lt, g))
+        for _ in range(2, K):
+            terms.append(torch.neg(terms[-2]).addmm_(Lt, terms[-1], alpha=2.0))
+        if parent is not None:  # the upsampling's adjoint: each vertex sums its children
+            terms = [g.new_zeros(V, B * Fout).index_add_(0, parent, t) for t in terms]
+        terms = [t.reshape(V * B, Fout) for t in terms]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            Wk = weight.view(Fout, Fin, K).permute(2, 0, 1).contiguous()  # K x Fout x Fin
+            grad_x = terms[0] @ Wk[0]
+            for k in range(1, K):
+                grad_x.addmm_(terms[k], Wk[k])
+            grad_x = grad_x.view(V, B, Fin)
+        if ctx.needs_input_grad[1]:
+            X = x.reshape(V * B, Fin)
+            grad_w = torch.stack([t.t() @ X for t in terms], dim=2).view(Fout, Fin * K)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = terms[0].sum(0)
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def _transpose(L: torch.Tensor) -> torch.Tensor:
+    """``L^T`` in ``L``'s sparse layout."""
+    coo = L.to_sparse_coo() if L.layout != torch.sparse_coo else L
+    t = coo.t().coalesce()
+    if L.layout == torch.sparse_csr:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return t.to_sparse_csr()
+    return t
+
+
+def _folded_batch_norm(linear: nn.Linear, bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The Linear's weight and bias with an evaluation-mode BatchNorm folded in:
+    ``bn(linear(x)) = x W'^T + b'`` with ``W' = s W``, ``b' = s (b - mean) + beta``,
+    ``s = gamma / sqrt(var + eps)``."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
+    bias = (bias - bn.running_mean) * scale
+    if bn.bias is not None:
+        bias = bias + bn.bias
+    return linear.weight * scale[:, None], bias
+
+
+def _bn_foldable(bn: Optional[nn.Module]) -> bool:
+    return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and not bn.training
+            and bn.running_mean is not None and bn.running_var is not None)
+
+
 def cheb_conv(x: torch.Tensor, L: torch.Tensor, linear: nn.Linear, bn: Optional[nn.Module], K: int,
-              symmetric: bool = False) -> torch.Tensor:
+              symmetric: bool = False, parent: Optional[torch.Tensor] = None) -> torch.Tensor:
     """One Pose2Mesh graph-convolution layer: Chebyshev basis, one Linear, optional BatchNorm.
 
     Args:
-        x: features, vertex-major, V x B x Fin.
+        x: features, vertex-major, V x B x Fin (Vc x B x Fin with ``parent``).
         L: sparse rescaled Laplacian, V x V (COO or CSR).
         linear: ``nn.Linear(Fin * K, Fout)``, input features Fin-major, K-minor.
         bn: ``nn.BatchNorm1d(Fout)`` over the B * V rows, or None (the last layer).
         K: Chebyshev order.
-        symmetric: ``L`` is symmetric (see :func:`chebyshev_basis`).
+        symmetric: ``L`` is symmetric (the backward pass then reuses ``L``; otherwise it builds
+            ``L^T`` once per call).
+        parent: optional (V,) long index into ``x``'s Vc vertices: the layer's input is
+            ``x[parent]`` (nearest upsampling from a coarser level), which is never materialised.
 
     Returns:
         V x B x Fout.
     """
     V, B, Fin = x.shape
     Fout = linear.out_features
+    if K < 1:
+        raise ValueError(f"Chebyshev order K must be >= 1, got {K}")
     if linear.in_features != Fin * K:
         raise ValueError(f"cheb_conv: linear layer takes {linear.in_features} features, "
                          f"expected Fin * K = {Fin} * {K}")
-    if L.shape[0] != V:
+    if parent is not None and parent.shape != (L.shape[0],):
+        raise ValueError(f"cheb_conv: parent index has shape {tuple(parent.shape)}, the Laplacian {L.shape[0]} rows")
+    if parent is None and L.shape[0] != V:
         raise ValueError(f"cheb_conv: Laplacian is {L.shape[0]} x {L.shape[1]}, features have {V} vertices")
+    fast = (x.dtype == L.dtype == linear.weight.dtype and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled(x.device.type))
+    if not fast:
+        if parent is not None:
+            x = x.index_select(0, parent)
+        return _cheb_conv_composed(x, L, linear, bn, K, symmetric)
+    Lt = L if symmetric or K == 1 else _transpose(L)
+    if _bn_foldable(bn):
+        weight, bias = _folded_batch_norm(linear, bn)
+        return _ChebLinear.apply(x.contiguous(), weight, bias, L, Lt, K, parent)
+    out = _ChebLinear.apply(x.contiguous(), linear.weight, linear.bias, L, Lt, K, parent)
+    if bn is not None:
+        out = bn(out.view(-1, Fout)).view(out.shape)
+    return out
+
+
+def _cheb_conv_composed(x: torch.Tensor, L: torch.Tensor, linear: nn.Linear, bn: Optional[nn.Module], K: int,
+                        symmetric: bool) -> torch.Tensor:
+    """:func:`cheb_conv` composed of autograd operations: the Chebyshev terms, then ``K`` dense
+    products under the ambient autocast (used under autocast or mixed dtypes)."""
+    V, B, Fin = x.shape
+    Fout = linear.out_features
     terms = chebyshev_basis(L, x.reshape(V, B * Fin), K, symmetric)
     weight = linear.weight.view(Fout, Fin, K)  # Fout x Fin x K
     out = None

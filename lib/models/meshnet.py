@@ -214,16 +214,23 @@ class MeshNet(nn.Module):
         x = x.transpose(0, 1).contiguous()  # J x B x Fin (vertex-major)
         num_blocks = len(self.channels)
         layer = 0
+        # Upsampling x2 between blocks is deferred: `parent` maps each vertex of the next level to
+        # its parent's row in the current `x` (vertex v feeds children 2v and 2v+1; with the
+        # padding skip, the live vertices' parents among the live ones). The next block's first
+        # layer applies it to its Fout-wide products (cheb_conv's `parent`) and the block's
+        # residual to the block input, so the upsampled input is never materialised.
+        parent = None
         for i, block in enumerate(self.channels):
-            block_input = x
+            block_input, input_parent = x, parent
             level = self.level_of_block[i]
             L, symmetric = self.laplacian(level), self.symmetric_levels[level]
             if skip and i > 0:
                 L = self._get_sparse(f"live_laplacian_{level}")
             for _ in range(len(block) - 1):
-                x = cheb_conv(x, L, self.cl[layer], self.bn[layer], self.cheb_order[i], symmetric)
+                x = cheb_conv(x, L, self.cl[layer], self.bn[layer], self.cheb_order[i], symmetric, parent=parent)
+                parent = None
                 if self.bn[layer] is not None:  # every layer but the last one
-                    x = F.relu(x)
+                    x = F.relu(x, inplace=True)  # x is a fresh layer output, saved by no backward
                 layer += 1
             if i == 0:  # joints -> first mesh level
                 x = self.fc(x.transpose(0, 1).reshape(B, -1))  # B x (V_1 * F)
@@ -232,12 +239,14 @@ class MeshNet(nn.Module):
                     x = x[getattr(self, f"live_{self.level_of_block[1]}")]
                 x = x.contiguous()
             elif i < num_blocks - 1:
-                x = x + self._match_features(block_input, x.shape[2])
+                residual = self._match_features(block_input, x.shape[2])
+                if input_parent is not None:
+                    residual = residual.index_select(0, input_parent)
+                x = x + residual
                 if i < num_blocks - 2 and skip:  # each live vertex copies its parent
-                    x = x[getattr(self, f"live_parent_{self.level_of_block[i + 1]}")]
-                elif i < num_blocks - 2:  # nearest x2: vertex v feeds children 2v and 2v+1
-                    V = x.shape[0]
-                    x = x.unsqueeze(1).expand(V, 2, B, x.shape[2]).reshape(2 * V, B, x.shape[2])
+                    parent = getattr(self, f"live_parent_{self.level_of_block[i + 1]}")
+                elif i < num_blocks - 2:
+                    parent = torch.arange(2 * x.shape[0], device=x.device) // 2
         if skip:
             full = x.new_zeros(self.num_vertices_padded, B, x.shape[2])
             full[self.live_0] = x
