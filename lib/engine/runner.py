@@ -248,6 +248,8 @@ class _Stage:
         self.target_root = target_set.root
         self.joint_regressor = self.mesh_model.joint_regressor(target_set.name) if self.is_mesh else None
         self.model = builders.build_model(cfg, self.joint_set, self.graphs).to(self.device)
+        if self.is_mesh:  # evaluation computes only the vertices that reach real mesh vertices
+            self.model.pose2mesh.set_padding_skip(self.graphs.perm_reverse[: self.graphs.vertex_num])
         if self.is_mesh:
             self.criterion = MeshCriterion(cfg, self.mesh_model.face, self.joint_regressor,
                                            self.graphs.unpermute_index).to(self.device)
