@@ -432,3 +432,26 @@ class MeshRenderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def render_mesh_pair(pred: np.ndarray, target: np.ndarray, faces: np.ndarray, size: int = 256,
+                     backend: Optional[str] = None) -> np.ndarray:
+    """A preview for TensorBoard: the predicted mesh (left) beside its target (right).
+
+    Args:
+        pred, target: ``(V, 3)`` root-relative meshes in metres, camera frame (y down, z forward).
+        faces: ``(F, 3)`` vertex indices.
+    Returns:
+        ``(size, 2 * size, 3)`` uint8 RGB image.
+    """
+    extent = float(max(np.ptp(target[:, 0]), np.ptp(target[:, 1]), 1e-3))
+    depth = 2.5 * extent + 0.5
+    focal = 0.8 * size * depth / extent
+    intr = Intrinsics(focal, focal, size / 2, size / 2)
+    centre = target.mean(axis=0)
+    shift = np.array([-centre[0], -centre[1], depth - centre[2]])
+    with MeshRenderer(size, size, backend=backend) as renderer:
+        tiles = [renderer.render([RenderMesh(m + shift, faces, color)], intr,
+                                 background=np.full((size, size, 3), 255, np.uint8)).image
+                 for m, color in ((pred, (0.55, 0.7, 0.95)), (target, (0.7, 0.85, 0.6)))]
+    return np.concatenate(tiles, axis=1)

@@ -20,5 +20,5 @@ python main/test.py --gpu cpu --cfg "$CFG" --weights "$RUN/checkpoint" --output_
 
 echo "[quickstart] 3/3 demo: a mesh from the shipped 2D pose, rendered"
 python demo/run.py --gpu cpu --checkpoint "$RUN/checkpoint/final.pth.tar" --body_model synthetic \
-  --input_pose demo/synthetic_h36m_pose.npy --joint_set human36 --output_dir demo/result
+  --input_pose demo/synthetic_pose_human36.npy --joint_set human36 --output_dir demo/result
 echo "[quickstart] done: run folder $RUN, demo images in demo/result/"
