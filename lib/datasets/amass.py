@@ -23,10 +23,9 @@ from typing import Dict, List
 import numpy as np
 
 from ..coord_utils import cam2pixel
-from ..joints import get_joint_set
 from .body_base import LoaderBase
 from .errors import DatasetError
-from .mesh_batch import MeshBatcher, run_smpl
+from .mesh_batch import run_smpl
 
 __all__ = ["AMASS", "H36M_CAMERA_ROTATIONS"]
 
@@ -60,18 +59,16 @@ class AMASS(LoaderBase):
     """
 
     name = "AMASS"
+    index_field = "body_idx"
     splits = ("train",)
     input_joint_sets = ("coco", "human36")
 
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
                  mesh_cache_mb: float = 2048):
         super().__init__(data_split, cfg, data_dir, mesh_model, seed, mesh_cache_mb)
-        self.h36m = get_joint_set("human36")
-        self.coco = get_joint_set("coco")
-        self.reg_h36m = self.regressor("human36")
-        self.reg_coco = self.regressor("coco")
+        self._set_body_regressors()
         self.db = self._load_sequences()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     def _load_sequences(self) -> Dict[str, np.ndarray]:
         base = self._path("data")
@@ -113,9 +110,6 @@ class AMASS(LoaderBase):
                                f"got {poses.shape} and {betas.shape}")
         return {"poses": poses, "betas": betas.reshape(-1)}
 
-    def __len__(self) -> int:
-        return len(self.db["body_idx"])
-
     def _compute_meshes(self, idx: np.ndarray):
         """Each body once, then per camera ``R (X - J_root) + J_root + t``: the original's rotation
         of the root orientation by ``R`` (SMPL rotates about the pelvis joint) followed by ``+ t``."""
@@ -131,17 +125,10 @@ class AMASS(LoaderBase):
         return verts_cam.astype(np.float32), joints_cam.astype(np.float32)
 
     def _samples(self, indices: List[int]) -> List:
-        idx = np.asarray(indices, dtype=np.int64)
-        verts, _ = self.meshes.get(idx)
-        coco_cam = np.matmul(self.reg_coco, verts)
-        h36m_cam = np.matmul(self.reg_h36m, verts)
-        reg = self.target_from_mesh(verts)
+        idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
         out = []
         for k, i in enumerate(idx):
-            mesh = verts[k] - h36m_cam[k, self.h36m.root]
-            if self.joint_set.name == "coco":
-                joint_img, lift = cam2pixel(coco_cam[k], FOCAL, PRINCPT)[:, :2], coco_cam[k] - coco_cam[k, self.coco.root]
-            else:
-                joint_img, lift = cam2pixel(h36m_cam[k], FOCAL, PRINCPT)[:, :2], h36m_cam[k] - h36m_cam[k, self.h36m.root]
+            joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
+            joint_img = cam2pixel(joints, FOCAL, PRINCPT)[:, :2]
             out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k]))
         return out

@@ -17,9 +17,11 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import paths
+from ..coord_utils import cam2pixel
 from ..joints import get_joint_set
 from .common import PoseMeshDataset
 from .errors import DatasetError
+from .mesh_batch import MeshBatcher, run_smpl
 
 __all__ = ["LoaderBase", "add_pelvis_and_neck", "coco_regressor_19"]
 
@@ -65,6 +67,7 @@ class LoaderBase(PoseMeshDataset):
     """
 
     name = "dataset"
+    index_field = "annot_id"  # the ``db`` array with one entry per sample (its length is the dataset's)
     input_joint_sets: Tuple[str, ...] = ("human36", "coco")
     splits: Tuple[str, ...] = ("train", "test")
     body = "smpl"
@@ -112,6 +115,73 @@ class LoaderBase(PoseMeshDataset):
     def _path(self, *parts: str) -> Path:
         return self.root_dir.joinpath(*parts)
 
+    def _set_body_regressors(self) -> None:
+        """The Human3.6M and COCO joint sets (``h36m``, ``coco``) and their regressors
+        (``reg_h36m``, ``reg_coco``) of the SMPL datasets."""
+        self.h36m = get_joint_set("human36")
+        self.coco = get_joint_set("coco")
+        self.reg_h36m = self.regressor("human36")
+        self.reg_coco = self.regressor("coco")
+
+    def _mesh_batcher(self) -> MeshBatcher:
+        """The meshes of all samples through :meth:`_compute_meshes` (cached when they fit)."""
+        return MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, self.mesh_cache_mb)
+
+    def _compute_meshes(self, idx: np.ndarray):
+        """SMPL vertices and joints (mm) of samples ``idx`` from ``db`` 'pose' and 'shape', with
+        'trans' (m) and 'gender' where the ``db`` has them."""
+        db = self.db
+        trans = db["trans"][idx] if "trans" in db else None
+        genders = db["gender"][idx] if "gender" in db else None
+        return run_smpl(self.mesh_model, db["pose"][idx], db["shape"][idx], trans, genders)
+
+    def _regress_batch(self, indices: Sequence[int]):
+        """The meshes of samples ``indices`` and the joints regressed from them.
+
+        Returns:
+            ``idx`` (int64), vertices ``(B, V, 3)``, COCO ``(B, 19, 3)`` and Human3.6M
+            ``(B, 17, 3)`` joints in the meshes' frame, and the regression targets
+            (:meth:`target_from_mesh`), all mm.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        verts, _ = self.meshes.get(idx)
+        coco_cam = np.matmul(self.reg_coco, verts)
+        h36m_cam = np.matmul(self.reg_h36m, verts)
+        return idx, verts, coco_cam, h36m_cam, self.target_from_mesh(verts)
+
+    def _input_joints(self, verts: np.ndarray, coco_cam: np.ndarray,
+                      h36m_cam: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One sample's input joints from its mesh ``(V, 3)`` and regressed ``(J, 3)`` joints.
+
+        Returns:
+            the joints of the input joint set (COCO or Human3.6M) as given, the same relative
+            to the set's root, and the mesh relative to the Human3.6M pelvis.
+        """
+        joints, joint_set = (coco_cam, self.coco) if self.joint_set.name == "coco" else (h36m_cam, self.h36m)
+        return joints, joints - joints[joint_set.root], verts - h36m_cam[self.h36m.root]
+
+    def _model_joint_samples(self, idx: np.ndarray) -> List:
+        """Samples whose input joints are the body model's own (SMPL for SURREAL, MANO for
+        FreiHAND): camera-frame joints projected with ``db`` 'focal' / 'princpt', or the
+        ``detections`` where loaded; lift and mesh relative to the model's root joint; the
+        regression target the lifted joints when the target set is the model's, else regressed
+        from the mesh."""
+        verts, joints = self.meshes.get(idx)
+        use_model_joints = self.target_joint_set.name == self.body
+        reg = None if use_model_joints else self.target_from_mesh(verts)
+        out = []
+        for k, i in enumerate(idx):
+            root = joints[k, 0]
+            lift = joints[k] - root
+            if self.detections is None:
+                joint_img = cam2pixel(joints[k], self.db["focal"][i], self.db["princpt"][i])[:, :2]
+                det = None
+            else:
+                joint_img = det = self.detections[i]
+            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=verts[k] - root,
+                                     reg_pose3d=lift if use_model_joints else reg[k], detection=det))
+        return out
+
     # the attributes the original's trainer read from a dataset
     @property
     def joint_num(self) -> int:
@@ -126,6 +196,9 @@ class LoaderBase(PoseMeshDataset):
         return self.joint_set.flip_pairs
 
     # ---- batched access ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.db[self.index_field])
+
     def __getitem__(self, idx: int):
         n = len(self)
         if not -n <= int(idx) < n:

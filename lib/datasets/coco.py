@@ -23,11 +23,8 @@ import numpy as np
 
 from ..aug_utils import j2d_processing
 from ..coord_utils import get_bbox, process_bbox
-from ..joints import get_joint_set
-from .annotation_io import as_array, coco_index, read_json, require
+from .annotation_io import as_array, coco_index, read_json, read_json_object, read_smpl_param, require, stack_rows
 from .body_base import LoaderBase
-from .errors import DatasetError
-from .mesh_batch import MeshBatcher, run_smpl
 
 __all__ = ["COCO"]
 
@@ -50,20 +47,15 @@ class COCO(LoaderBase):
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
                  mesh_cache_mb: float = 2048):
         super().__init__(data_split, cfg, data_dir, mesh_model, seed, mesh_cache_mb)
-        self.h36m = get_joint_set("human36")
-        self.coco = get_joint_set("coco")
-        self.reg_h36m = self.regressor("human36")
-        self.reg_coco = self.regressor("coco")
+        self._set_body_regressors()
         self.db = self._load_annotations()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     def _load_annotations(self) -> Dict[str, np.ndarray]:
         path = self._path("annotations", "person_keypoints_train2017.json")
         fit_path = self._path("annotations", "coco_smplify_train.json")
         images, anns = coco_index(read_json(path, "COCO keypoint annotation file", HINT), path)
-        fits = read_json(fit_path, "COCO SMPLify fit file", HINT)
-        if not isinstance(fits, dict):
-            raise DatasetError(f"{fit_path}: expected an object mapping annotation ids to fits")
+        fits = read_json_object(fit_path, "COCO SMPLify fit file", HINT, "annotation ids to fits")
         rows: List[dict] = []
         for ann in anns:
             aid = require(ann, "id", path, "an annotation")
@@ -84,22 +76,13 @@ class COCO(LoaderBase):
                 "annot_id": int(aid),
                 "img_path": str(self._path("images", "train2017", str(require(img, "file_name", path, f"image {img['id']}")))),
                 "keypoints": kps[:, :2], "keypoints_valid": (kps[:, 2] > 0).astype(np.float32),
-                "pose": as_array(require(smpl, "pose", fit_path, where), "pose", fit_path, (72,), where),
-                "shape": as_array(require(smpl, "shape", fit_path, where), "shape", fit_path, (10,), where),
+                **read_smpl_param(smpl, fit_path, where, ("pose", "shape")),
                 "cam_s": np.broadcast_to(as_array(require(cam, "s", fit_path, where), "s", fit_path, (-1,), where), (2,)),
                 "cam_t": as_array(require(cam, "t", fit_path, where), "t", fit_path, (2,), where)})
-        db: Dict[str, np.ndarray] = {k: np.array([r[k] for r in rows]) for k in ("annot_id", "img_path")}
-        for k, shape in (("keypoints", (17, 2)), ("keypoints_valid", (17,)), ("pose", (72,)), ("shape", (10,)),
-                         ("cam_s", (2,)), ("cam_t", (2,))):
-            db[k] = np.stack([r[k] for r in rows]).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
+        db = stack_rows(rows, ("annot_id", "img_path"), (("keypoints", (17, 2)), ("keypoints_valid", (17,)),
+                                                          ("pose", (72,)), ("shape", (10,)), ("cam_s", (2,)), ("cam_t", (2,))))
         db["shape"][np.any(np.abs(db["shape"]) > 3, axis=1)] = 0.0
         return db
-
-    def __len__(self) -> int:
-        return len(self.db["annot_id"])
-
-    def _compute_meshes(self, idx: np.ndarray):
-        return run_smpl(self.mesh_model, self.db["pose"][idx], self.db["shape"][idx])
 
     def project(self, joints_mm: np.ndarray, i: int) -> np.ndarray:
         """Weak-perspective projection of one sample's fit: ``X / 1000 * s + t`` (pixels)."""
@@ -117,19 +100,12 @@ class COCO(LoaderBase):
         return float(np.linalg.norm(ann[valid] - fit[valid], axis=-1).mean())
 
     def _samples(self, indices: List[int]) -> List:
-        idx = np.asarray(indices, dtype=np.int64)
-        verts, _ = self.meshes.get(idx)
-        coco_cam = np.matmul(self.reg_coco, verts)
-        h36m_cam = np.matmul(self.reg_h36m, verts)
-        reg = self.target_from_mesh(verts)
+        idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
         out = []
         for k, i in enumerate(idx):
             coco_img = self.project(coco_cam[k], i)
-            mesh = verts[k] - h36m_cam[k, self.h36m.root]
-            if self.joint_set.name == "coco":
-                joint_img, lift = coco_img, coco_cam[k] - coco_cam[k, self.coco.root]
-            else:
-                joint_img, lift = self.project(h36m_cam[k], i), h36m_cam[k] - h36m_cam[k, self.h36m.root]
+            joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
+            joint_img = self.project(joints, i)
             valid = 0.0 if self.fitting_error(i, coco_img, get_bbox(joint_img)) > self.fitting_thr else 1.0
             out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
                                      lift_valid=valid, mesh_valid=valid, reg_valid=valid))

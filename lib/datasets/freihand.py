@@ -32,12 +32,11 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from ..coord_utils import cam2pixel, process_bbox
-from .annotation_io import as_array, coco_index, read_json, require
+from ..coord_utils import process_bbox
+from .annotation_io import as_array, coco_index, read_detections, read_json, read_json_object, require, stack_rows
 from .body_base import LoaderBase
 from .common import per_sample_joint_errors, per_sample_mesh_errors, write_result_json
-from .errors import DatasetError
-from .mesh_batch import MeshBatcher, rotate_root, run_mano
+from .mesh_batch import rotate_root, run_mano
 
 __all__ = ["FreiHAND"]
 
@@ -55,6 +54,7 @@ class FreiHAND(LoaderBase):
     """
 
     name = "FreiHAND"
+    index_field = "img_id"
     input_joint_sets = ("mano",)
     body = "mano"
 
@@ -68,16 +68,13 @@ class FreiHAND(LoaderBase):
         if not self.is_train and self.use_gt_input:
             log.warning("FreiHAND test: the evaluation set has no ground-truth 2D joints; using the HRNet detections")
         self.detections = self._load_detections() if need_detections else None
-        self.meshes = (MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
-                       if self.is_train else None)
+        self.meshes = self._mesh_batcher() if self.is_train else None
 
     def _load_annotations(self) -> Dict[str, np.ndarray]:
         coco_path = self._path("data", f"freihand_{self.file_split}_coco.json")
         data_path = self._path("data", f"freihand_{self.file_split}_data.json")
         images, anns = coco_index(read_json(coco_path, "FreiHAND annotation file", HINT), coco_path)
-        data = read_json(data_path, "FreiHAND data file", HINT)
-        if not isinstance(data, dict):
-            raise DatasetError(f"{data_path}: expected an object mapping db_idx to camera and MANO parameters")
+        data = read_json_object(data_path, "FreiHAND data file", HINT, "db_idx to camera and MANO parameters")
         rows: List[dict] = []
         for ann in anns:
             img = images[ann["image_id"]]
@@ -102,32 +99,14 @@ class FreiHAND(LoaderBase):
                     "shape": as_array(require(mano, "shape", data_path, where), "shape", data_path, (10,), where)})
             rows.append(row)
         rows.sort(key=lambda r: r["img_id"])
-        db: Dict[str, np.ndarray] = {k: np.array([r[k] for r in rows]) for k in ("img_id", "img_path")}
         shapes = {"focal": (2,), "princpt": (2,)}
         if self.is_train:
             shapes.update({"R": (3, 3), "t": (3,), "pose": (48,), "shape": (10,)})
-        for k, shape in shapes.items():
-            db[k] = np.stack([r[k] for r in rows]).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
-        return db
+        return stack_rows(rows, ("img_id", "img_path"), shapes.items())
 
     def _load_detections(self) -> np.ndarray:
-        path = self._path("data", f"hrnet_output_on_{self.data_split}set.json")
-        data = read_json(path, "FreiHAND 2D detection file", HINT)
-        if not isinstance(data, list):
-            raise DatasetError(f"{path}: expected a list of {{image_id, annotation_id, keypoints}} records")
-        by_image = {}
-        for i, item in enumerate(data):
-            by_image[require(item, "image_id", path, f"record {i}")] = as_array(
-                require(item, "keypoints", path, f"record {i}"), "keypoints", path, (21, -1), f"record {i}")[:, :2]
-        det = np.zeros((len(self), 21, 2), dtype=np.float32)
-        for i, image_id in enumerate(self.db["img_id"]):
-            if image_id not in by_image:
-                raise DatasetError(f"{path}: no detection for image_id {image_id}")
-            det[i] = by_image[image_id]
-        return det
-
-    def __len__(self) -> int:
-        return len(self.db["img_id"])
+        return read_detections(self._path("data", f"hrnet_output_on_{self.data_split}set.json"),
+                               "FreiHAND 2D detection file", HINT, "image_id", self.db["img_id"], 21)
 
     def _compute_meshes(self, idx: np.ndarray):
         """MANO vertices and joints (mm) in the camera frame: root orientation rotated by ``R``,
@@ -148,20 +127,7 @@ class FreiHAND(LoaderBase):
                                          reg_pose3d=np.zeros((self.target_joint_set.num_joints, 3)),
                                          lift_valid=0.0, mesh_valid=0.0, reg_valid=0.0, detection=det))
             return out
-        verts, joints = self.meshes.get(idx)
-        use_model_joints = self.target_joint_set.name == "mano"
-        reg = None if use_model_joints else self.target_from_mesh(verts)
-        for k, i in enumerate(idx):
-            root = joints[k, 0]
-            lift = joints[k] - root
-            if self.detections is None:
-                joint_img = cam2pixel(joints[k], self.db["focal"][i], self.db["princpt"][i])[:, :2]
-                det = None
-            else:
-                joint_img = det = self.detections[i]
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=verts[k] - root,
-                                     reg_pose3d=lift if use_model_joints else reg[k], detection=det))
-        return out
+        return self._model_joint_samples(idx)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def _ordered(self, results: Mapping[str, np.ndarray], key: str):

@@ -33,11 +33,11 @@ import numpy as np
 
 from ..coord_utils import cam2pixel, process_bbox
 from ..joints import H36M_ACTIONS, get_joint_set
-from .annotation_io import as_array, coco_index, read_json, require
+from .annotation_io import as_array, coco_index, read_json, read_json_object, require
 from .body_base import LoaderBase
 from .common import group_means, per_sample_joint_errors, per_sample_mesh_errors, write_result_json
 from .errors import DatasetError
-from .mesh_batch import MeshBatcher, run_smpl
+from .mesh_batch import run_smpl
 
 __all__ = ["Human36M"]
 
@@ -56,6 +56,7 @@ class Human36M(LoaderBase):
     """
 
     name = "Human36M"
+    index_field = "img_name"
     input_joint_sets = ("human36", "coco")
     protocol = 2
     fitting_thr = 25.0  # mm
@@ -77,7 +78,7 @@ class Human36M(LoaderBase):
                                  "DATASET.input_joint_set 'human36': absnet_output_on_testset.json holds "
                                  "Human3.6M joints only")
             self.detections = self._load_detections()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     # ---- loading -----------------------------------------------------------------------------
     @property
@@ -159,9 +160,7 @@ class Human36M(LoaderBase):
 
     def _load_detections(self) -> np.ndarray:
         path = self._path("absnet_output_on_testset.json")
-        data = read_json(path, "Human3.6M 2D detection file", HINT)
-        if not isinstance(data, dict):
-            raise DatasetError(f"{path}: expected an object mapping image file names to 2D joints")
+        data = read_json_object(path, "Human3.6M 2D detection file", HINT, "image file names to 2D joints")
         det = np.zeros((len(self), 17, 2), dtype=np.float32)
         for i, img_name in enumerate(self.db["img_name"]):
             if img_name not in data:
@@ -170,9 +169,6 @@ class Human36M(LoaderBase):
         return det
 
     # ---- samples -----------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.db["img_name"])
-
     def _compute_meshes(self, idx: np.ndarray):
         """Camera-frame SMPL vertices and joints (mm) of samples ``idx``: the neutral body in
         world coordinates (pose, shape, trans), then ``R X + t`` (equal to the original's

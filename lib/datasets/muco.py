@@ -27,10 +27,8 @@ from typing import Dict, List
 import numpy as np
 
 from ..coord_utils import cam2pixel, process_bbox
-from ..joints import get_joint_set
-from .annotation_io import as_array, coco_index, read_json, require
+from .annotation_io import as_array, coco_index, read_json, read_smpl_param, require, stack_rows
 from .body_base import LoaderBase
-from .mesh_batch import MeshBatcher, run_smpl
 
 __all__ = ["MuCo", "MUCO_JOINTS"]
 
@@ -58,16 +56,13 @@ class MuCo(LoaderBase):
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
                  mesh_cache_mb: float = 2048):
         super().__init__(data_split, cfg, data_dir, mesh_model, seed, mesh_cache_mb)
-        self.h36m = get_joint_set("human36")
-        self.coco = get_joint_set("coco")
-        self.reg_h36m = self.regressor("human36")
-        self.reg_coco = self.regressor("coco")
+        self._set_body_regressors()
         # the MuCo joints with a Human3.6M counterpart, as index pairs (muco, h36m)
         pairs = [(m, self.h36m.names.index(n)) for m, n in enumerate(MUCO_JOINTS) if n in self.h36m.names]
         self.fit_muco_idx = np.array([p[0] for p in pairs])
         self.fit_h36m_idx = np.array([p[1] for p in pairs])
         self.db = self._load_annotations()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     def _load_annotations(self) -> Dict[str, np.ndarray]:
         path = self._path("data", "MuCo-3DHP.json")
@@ -96,30 +91,19 @@ class MuCo(LoaderBase):
             fit = params.get(str(aid)) if isinstance(params, dict) else None
             if fit is None:
                 continue
-            pose = as_array(require(fit, "pose", param_path, where), "pose", param_path, (72,), where)
-            shape = as_array(require(fit, "shape", param_path, where), "shape", param_path, (10,), where)
-            trans = as_array(require(fit, "trans", param_path, where), "trans", param_path, (3,), where)
-            if not (np.isfinite(pose).all() and np.isfinite(shape).all() and np.isfinite(trans).all()):
+            smpl = read_smpl_param(fit, param_path, where)
+            if not all(np.isfinite(v).all() for v in smpl.values()):
                 continue
             rows.append({
                 "annot_id": int(aid),
                 "img_path": str(self._path("data", str(require(img, "file_name", path, f"image {image_id}")))),
                 "focal": as_array(require(img, "f", path, f"image {image_id}"), "f", path, (2,)),
                 "princpt": as_array(require(img, "c", path, f"image {image_id}"), "c", path, (2,)),
-                "joint_cam": cams[closest], "pose": pose, "shape": shape, "trans": trans})
-        db: Dict[str, np.ndarray] = {k: np.array([r[k] for r in rows]) for k in ("annot_id", "img_path")}
-        for k, shape in (("focal", (2,)), ("princpt", (2,)), ("joint_cam", (21, 3)), ("pose", (72,)),
-                         ("shape", (10,)), ("trans", (3,))):
-            db[k] = np.stack([r[k] for r in rows]).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
+                "joint_cam": cams[closest], **smpl})
+        db = stack_rows(rows, ("annot_id", "img_path"), (("focal", (2,)), ("princpt", (2,)), ("joint_cam", (21, 3)),
+                                                          ("pose", (72,)), ("shape", (10,)), ("trans", (3,))))
         db["shape"][np.any(np.abs(db["shape"]) > 3, axis=1)] = 0.0
         return db
-
-    def __len__(self) -> int:
-        return len(self.db["annot_id"])
-
-    def _compute_meshes(self, idx: np.ndarray):
-        db = self.db
-        return run_smpl(self.mesh_model, db["pose"][idx], db["shape"][idx], db["trans"][idx])
 
     def fitting_error(self, verts: np.ndarray, muco_cam: np.ndarray) -> np.ndarray:
         """Mean distance (mm) between the annotated MuCo joints with a Human3.6M counterpart and
@@ -130,20 +114,13 @@ class MuCo(LoaderBase):
         return np.linalg.norm(gt - fit, axis=-1).mean(axis=1)
 
     def _samples(self, indices: List[int]) -> List:
-        idx = np.asarray(indices, dtype=np.int64)
-        verts, _ = self.meshes.get(idx)
-        coco_cam = np.matmul(self.reg_coco, verts)
-        h36m_cam = np.matmul(self.reg_h36m, verts)
-        reg = self.target_from_mesh(verts)
+        idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
         errors = self.fitting_error(verts, self.db["joint_cam"][idx])
         out = []
         for k, i in enumerate(idx):
             f, c = self.db["focal"][i], self.db["princpt"][i]
-            mesh = verts[k] - h36m_cam[k, self.h36m.root]
-            if self.joint_set.name == "coco":
-                joint_img, lift = cam2pixel(coco_cam[k], f, c)[:, :2], coco_cam[k] - coco_cam[k, self.coco.root]
-            else:
-                joint_img, lift = cam2pixel(h36m_cam[k], f, c)[:, :2], h36m_cam[k] - h36m_cam[k, self.h36m.root]
+            joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
+            joint_img = cam2pixel(joints, f, c)[:, :2]
             valid = 0.0 if (errors[k] > self.fitting_thr and self.mode == "pose2mesh_net") else 1.0
             out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
                                      lift_valid=valid, mesh_valid=valid, reg_valid=valid))

@@ -32,12 +32,12 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 
 from ..coord_utils import cam2pixel, process_bbox
-from ..joints import get_joint_set
-from .annotation_io import as_array, coco_index, read_json, require
+from .annotation_io import (as_array, coco_index, read_detections, read_intrinsics, read_json, read_smpl_param, require,
+                            stack_rows)
 from .body_base import LoaderBase, add_pelvis_and_neck
 from .common import per_sample_mesh_errors, per_sample_joint_errors, write_result_json
 from .errors import DatasetError
-from .mesh_batch import MeshBatcher, normalize_gender, run_smpl
+from .mesh_batch import normalize_gender
 
 __all__ = ["PW3D", "acceleration_error"]
 
@@ -84,17 +84,14 @@ class PW3D(LoaderBase):
         if self.joint_set.name != "coco" and not self.use_gt_input and not self.is_train:
             raise ValueError("PW3D with detected 2D poses (use_gt_input: False) needs DATASET.input_joint_set 'coco': "
                              "the DarkPose detections are COCO keypoints")
-        self.h36m = get_joint_set("human36")
-        self.coco = get_joint_set("coco")
-        self.reg_h36m = self.regressor("human36")
-        self.reg_coco = self.regressor("coco")
+        self._set_body_regressors()
         self.reg_smpl = self.regressor("smpl")
         self.annot_path = self._path("data", f"3DPW_latest_{self.subset}.json")
         self.det_path = self._path("data", f"darkpose_3dpw_{self.subset}set_output.json")
         self.db = self._load_annotations()
         # detections replace the input at test time only (training synthesizes errors)
         self.detections = None if (self.use_gt_input or self.is_train) else self._load_detections()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     def _load_annotations(self) -> Dict[str, np.ndarray]:
         path = self.annot_path
@@ -119,59 +116,24 @@ class PW3D(LoaderBase):
                 "annot_id": int(aid), "image_id": img["id"], "person_id": person,
                 "img_path": str(self._path("imageFiles", sequence, str(require(img, "file_name", path, f"image {img['id']}")))),
                 "vid_name": f"{sequence}{person}",
-                "focal": as_array(require(cam, "focal", path, f"image {img['id']}"), "focal", path, (2,)),
-                "princpt": as_array(require(cam, "princpt", path, f"image {img['id']}"), "princpt", path, (2,)),
-                "pose": as_array(require(smpl, "pose", path, where), "pose", path, (72,), where),
-                "shape": as_array(require(smpl, "shape", path, where), "shape", path, (10,), where),
-                "trans": as_array(require(smpl, "trans", path, where), "trans", path, (3,), where),
+                **read_intrinsics(cam, path, f"image {img['id']}"), **read_smpl_param(smpl, path, where),
                 "gender": gender})
         rows.sort(key=lambda r: (r["person_id"], r["img_path"]))
-        db: Dict[str, np.ndarray] = {k: np.array([r[k] for r in rows])
-                                     for k in ("annot_id", "image_id", "person_id", "img_path", "vid_name", "gender")}
-        for k, shape in (("focal", (2,)), ("princpt", (2,)), ("pose", (72,)), ("shape", (10,)), ("trans", (3,))):
-            db[k] = np.stack([r[k] for r in rows]).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
-        return db
+        return stack_rows(rows, ("annot_id", "image_id", "person_id", "img_path", "vid_name", "gender"),
+                          (("focal", (2,)), ("princpt", (2,)), ("pose", (72,)), ("shape", (10,)), ("trans", (3,))))
 
     def _load_detections(self) -> np.ndarray:
-        path = self.det_path
-        data = read_json(path, "3DPW 2D detection file", HINT)
-        if not isinstance(data, list):
-            raise DatasetError(f"{path}: expected a list of {{annotation_id, keypoints}} records")
-        by_annot = {}
-        for i, item in enumerate(data):
-            aid = int(require(item, "annotation_id", path, f"record {i}"))
-            by_annot[aid] = as_array(require(item, "keypoints", path, f"record {i}"), "keypoints", path, (17, -1),
-                                     f"record {i}")[:, :2]
-        det = np.zeros((len(self), 19, 2), dtype=np.float32)
-        for i, aid in enumerate(self.db["annot_id"]):
-            if int(aid) not in by_annot:
-                raise DatasetError(f"{path}: no detection for annotation_id {int(aid)}")
-            det[i] = add_pelvis_and_neck(by_annot[int(aid)])
-        return det
-
-    def __len__(self) -> int:
-        return len(self.db["annot_id"])
-
-    def _compute_meshes(self, idx: np.ndarray):
-        db = self.db
-        return run_smpl(self.mesh_model, db["pose"][idx], db["shape"][idx], db["trans"][idx], db["gender"][idx])
+        det = read_detections(self.det_path, "3DPW 2D detection file", HINT, "annotation_id", self.db["annot_id"], 17,
+                              fields="annotation_id, keypoints", convert=int)
+        return add_pelvis_and_neck(det)
 
     def _samples(self, indices: List[int]) -> List:
-        idx = np.asarray(indices, dtype=np.int64)
-        verts, _ = self.meshes.get(idx)
-        coco_cam = np.matmul(self.reg_coco, verts)
-        h36m_cam = np.matmul(self.reg_h36m, verts)
-        reg = self.target_from_mesh(verts)
+        idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
         out = []
         for k, i in enumerate(idx):
             f, c = self.db["focal"][i], self.db["princpt"][i]
-            mesh = verts[k] - h36m_cam[k, self.h36m.root]
-            if self.joint_set.name == "coco":
-                joint_img = cam2pixel(coco_cam[k], f, c)[:, :2]
-                lift = coco_cam[k] - coco_cam[k, self.coco.root]
-            else:
-                joint_img = cam2pixel(h36m_cam[k], f, c)[:, :2]
-                lift = h36m_cam[k] - h36m_cam[k, self.h36m.root]
+            joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
+            joint_img = cam2pixel(joints, f, c)[:, :2]
             det = self.detections[i] if self.detections is not None else None
             out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
                                      detection=det))

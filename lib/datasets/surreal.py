@@ -23,12 +23,13 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from ..coord_utils import cam2pixel, process_bbox
-from .annotation_io import as_array, coco_index, read_json, require
+from ..coord_utils import process_bbox
+from .annotation_io import (as_array, coco_index, read_detections, read_intrinsics, read_json, read_smpl_param, require,
+                            stack_rows)
 from .body_base import LoaderBase
 from .common import per_sample_joint_errors, per_sample_mesh_errors, write_result_json
 from .errors import DatasetError
-from .mesh_batch import MeshBatcher, normalize_gender, run_smpl
+from .mesh_batch import normalize_gender
 
 __all__ = ["SURREAL"]
 
@@ -44,6 +45,7 @@ class SURREAL(LoaderBase):
     """
 
     name = "SURREAL"
+    index_field = "img_id"
     input_joint_sets = ("smpl",)
 
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
@@ -53,7 +55,7 @@ class SURREAL(LoaderBase):
         self.reg_smpl = self.regressor("smpl")
         self.db = self._load_annotations()
         self.detections = None if self.use_gt_input else self._load_detections()
-        self.meshes = MeshBatcher(len(self), self._compute_meshes, self.mesh_model.vertex_num, mesh_cache_mb)
+        self.meshes = self._mesh_batcher()
 
     def _load_annotations(self) -> Dict[str, np.ndarray]:
         path = self._path("data", f"{self.file_split}.json")
@@ -77,17 +79,11 @@ class SURREAL(LoaderBase):
                 raise DatasetError(f"{path}: field 'gender' in {where} is {smpl['gender']!r}")
             rows.append({
                 "img_id": image_id, "img_name": str(require(img, "file_name", path, f"image {image_id}")),
-                "focal": as_array(require(cam, "focal", path, f"image {image_id}"), "focal", path, (2,)),
-                "princpt": as_array(require(cam, "princpt", path, f"image {image_id}"), "princpt", path, (2,)),
-                "pose": as_array(require(smpl, "pose", path, where), "pose", path, (72,), where),
-                "shape": as_array(require(smpl, "shape", path, where), "shape", path, (10,), where),
-                "trans": as_array(require(smpl, "trans", path, where), "trans", path, (3,), where),
+                **read_intrinsics(cam, path, f"image {image_id}"), **read_smpl_param(smpl, path, where),
                 "gender": gender})
         rows.sort(key=lambda r: r["img_id"])
-        db: Dict[str, np.ndarray] = {k: np.array([r[k] for r in rows]) for k in ("img_id", "img_name", "gender")}
-        for k, shape in (("focal", (2,)), ("princpt", (2,)), ("pose", (72,)), ("shape", (10,)), ("trans", (3,))):
-            db[k] = np.stack([r[k] for r in rows]).astype(np.float32) if rows else np.zeros((0,) + shape, np.float32)
-        return db
+        return stack_rows(rows, ("img_id", "img_name", "gender"),
+                          (("focal", (2,)), ("princpt", (2,)), ("pose", (72,)), ("shape", (10,)), ("trans", (3,))))
 
     def _detection_path(self):
         candidates = [self._path("data", f"hrnet_output_on_{self.file_split}set.json")]
@@ -99,45 +95,11 @@ class SURREAL(LoaderBase):
         return candidates[0]
 
     def _load_detections(self) -> np.ndarray:
-        path = self._detection_path()
-        data = read_json(path, "SURREAL 2D detection file", HINT)
-        if not isinstance(data, list):
-            raise DatasetError(f"{path}: expected a list of {{image_id, annotation_id, keypoints}} records")
-        by_image = {}
-        for i, item in enumerate(data):
-            by_image[require(item, "image_id", path, f"record {i}")] = as_array(
-                require(item, "keypoints", path, f"record {i}"), "keypoints", path, (24, -1), f"record {i}")[:, :2]
-        det = np.zeros((len(self), 24, 2), dtype=np.float32)
-        for i, image_id in enumerate(self.db["img_id"]):
-            if image_id not in by_image:
-                raise DatasetError(f"{path}: no detection for image_id {image_id}")
-            det[i] = by_image[image_id]
-        return det
-
-    def __len__(self) -> int:
-        return len(self.db["img_id"])
-
-    def _compute_meshes(self, idx: np.ndarray):
-        db = self.db
-        return run_smpl(self.mesh_model, db["pose"][idx], db["shape"][idx], db["trans"][idx], db["gender"][idx])
+        return read_detections(self._detection_path(), "SURREAL 2D detection file", HINT, "image_id",
+                               self.db["img_id"], 24)
 
     def _samples(self, indices: List[int]) -> List:
-        idx = np.asarray(indices, dtype=np.int64)
-        verts, joints = self.meshes.get(idx)
-        use_model_joints = self.target_joint_set.name == "smpl"
-        reg = None if use_model_joints else self.target_from_mesh(verts)
-        out = []
-        for k, i in enumerate(idx):
-            root = joints[k, 0]
-            lift = joints[k] - root
-            if self.detections is None:
-                joint_img = cam2pixel(joints[k], self.db["focal"][i], self.db["princpt"][i])[:, :2]
-                det = None
-            else:
-                joint_img = det = self.detections[i]
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=verts[k] - root,
-                                     reg_pose3d=lift if use_model_joints else reg[k], detection=det))
-        return out
+        return self._model_joint_samples(np.asarray(indices, dtype=np.int64))
 
     PROTOCOL = ("SURREAL val set; MPJPE over the 24 SMPL joints regressed with the SMPL regressor from predicted and "
                 "ground-truth meshes, relative to the SMPL pelvis; MPVPE over all vertices after subtracting the "
