@@ -7,6 +7,7 @@ from pose2mesh.config import load_config
 
 YAML = Path(__file__).resolve().parents[1] / "asset" / "yaml"
 SYNTHETIC = ["pose2mesh_human36J_quick_synthetic.yml", "pose2mesh_human36J_long_synthetic.yml",
+             "pose2mesh_cocoJ_long_synthetic.yml",
              "posenet_human36J_train_synthetic.yml", "pose2mesh_human36J_train_synthetic.yml",
              "posenet_cocoJ_train_synthetic.yml", "pose2mesh_cocoJ_train_synthetic.yml",
              "posenet_manoJ_train_synthetic_hand.yml", "pose2mesh_manoJ_train_synthetic_hand.yml"]
