@@ -77,39 +77,32 @@ def _sort_ranks(keys: np.ndarray) -> List[int]:
     return np.unique(keys, return_inverse=True)[1].ravel().tolist()
 
 
+def _sift_down(v: List[int], a: List[int], base: int, tmp: int, i: int, n: int) -> None:
+    """Place ``tmp`` at heap slot ``i`` of the heap ``a[base + 1 .. base + n]``, sifting it down."""
+    vt = v[tmp]
+    j = i << 1
+    while j <= n:
+        if j < n and v[a[base + j]] < v[a[base + j + 1]]:
+            j += 1
+        if vt < v[a[base + j]]:
+            a[base + i] = a[base + j]
+            i = j
+            j += j
+        else:
+            break
+    a[base + i] = tmp
+
+
 def _heapsort_range(v: List[int], a: List[int], lo: int, n: int) -> None:
     """NumPy's ``aheapsort_`` on ``a[lo:lo + n]`` (1-based heap over that slice), in place."""
     base = lo - 1  # heap index k lives at a[base + k]
     for l in range(n >> 1, 0, -1):
-        tmp = a[base + l]
-        vt = v[tmp]
-        i, j = l, l << 1
-        while j <= n:
-            if j < n and v[a[base + j]] < v[a[base + j + 1]]:
-                j += 1
-            if vt < v[a[base + j]]:
-                a[base + i] = a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        a[base + i] = tmp
+        _sift_down(v, a, base, a[base + l], l, n)
     while n > 1:
         tmp = a[base + n]
-        vt = v[tmp]
         a[base + n] = a[base + 1]
         n -= 1
-        i, j = 1, 2
-        while j <= n:
-            if j < n and v[a[base + j]] < v[a[base + j + 1]]:
-                j += 1
-            if vt < v[a[base + j]]:
-                a[base + i] = a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        a[base + i] = tmp
+        _sift_down(v, a, base, tmp, 1, n)
 
 
 def introsort_argsort(keys: np.ndarray) -> np.ndarray:

@@ -99,8 +99,8 @@ def expected_meshnet_keys(J, first_level_size, cl_f, K=3, cin=5, cout=3, prefix=
     """The original MeshNet's state_dict: fc, then every cl.N, then every bn.N (the last bn is None)."""
     plan = [[cin if c is None and (bi, ci) == (0, 0) else cout if c is None else c for ci, c in enumerate(b)]
             for bi, b in enumerate(cl_f)]
-    keys = [(f"fc.weight", [first_level_size * plan[1][0], J * plan[0][-1]]),
-            (f"fc.bias", [first_level_size * plan[1][0]])]
+    keys = [("fc.weight", [first_level_size * plan[1][0], J * plan[0][-1]]),
+            ("fc.bias", [first_level_size * plan[1][0]])]
     layers = [(K * b[j], b[j + 1]) for b in plan for j in range(len(b) - 1)]
     for n, (fin, fout) in enumerate(layers):
         keys += [(f"cl.{n}.weight", [fout, fin]), (f"cl.{n}.bias", [fout])]

@@ -31,6 +31,7 @@ from torch.nn import Module
 from smplx.lbs import batch_rodrigues, lbs
 
 from pose2mesh.body_models.model_file import find_model_file, load_model_file
+from pose2mesh.body_models.placement import center_or_translate
 
 __all__ = ["ManoLayer", "MANO_FILE_NAMES", "MANO_SOURCE"]
 
@@ -198,15 +199,7 @@ class ManoLayer(Module):
             joints = torch.cat([palm, joints[:, 1:]], 1)
         joints = torch.cat([joints, verts[:, _TIPS[self.side]]], 1)[:, _JOINT_REORDER]
 
-        if th_trans is None or bool(torch.norm(th_trans) == 0):
-            if self.center_idx is not None:
-                center_joint = joints[:, self.center_idx].unsqueeze(1)
-                joints = joints - center_joint
-                verts = verts - center_joint
-        else:
-            trans = th_trans.to(dtype).reshape(-1, 1, 3)
-            joints = joints + trans
-            verts = verts + trans
+        verts, joints = center_or_translate(verts, joints, th_trans, self.center_idx)
         return verts * 1000, joints * 1000
 
     def extra_repr(self) -> str:

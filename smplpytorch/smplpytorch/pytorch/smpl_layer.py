@@ -24,6 +24,7 @@ from torch.nn import Module
 from smplx.lbs import lbs
 
 from pose2mesh.body_models.model_file import find_model_file, load_model_file
+from pose2mesh.body_models.placement import center_or_translate
 
 __all__ = ["SMPL_Layer", "SMPL_FILE_NAMES", "SMPL_SOURCE"]
 
@@ -118,15 +119,7 @@ class SMPL_Layer(Module):
                             posedirs, buf(self.th_J_regressor), self.th_parents.to(device),
                             buf(self.th_weights), pose2rot=True)
 
-        if th_trans is None or bool(torch.norm(th_trans) == 0):
-            if self.center_idx is not None:
-                center_joint = joints[:, self.center_idx].unsqueeze(1)
-                joints = joints - center_joint
-                verts = verts - center_joint
-        else:
-            trans = th_trans.to(dtype).reshape(-1, 1, 3)
-            joints = joints + trans
-            verts = verts + trans
+        verts, joints = center_or_translate(verts, joints, th_trans, self.center_idx)
         return verts, joints
 
     def extra_repr(self) -> str:
