@@ -73,10 +73,11 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_help_of_each_script():
-    for script in ("main/train.py", "main/test.py"):
+    for script in ("main/train.py", "main/test.py", "demo/run.py"):
         out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
-        assert "--cfg" in out.stdout and "--gpu" in out.stdout
+        assert "--gpu" in out.stdout
+        assert ("--input_pose" if script == "demo/run.py" else "--cfg") in out.stdout
     assert "--resume_training" in subprocess.run([sys.executable, "main/train.py", "--help"], cwd=REPO,
                                                  capture_output=True, text=True, timeout=120).stdout
 
