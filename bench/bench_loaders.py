@@ -45,7 +45,8 @@ def main() -> None:
         write_human36m(tmp, smpl, frames=tuple(range(0, frames, 1)))
         print(f"# bench_loaders: Human3.6M fixture, {frames} frames per sequence, 1 torch thread, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-        print(f"{'mode':<16}{'samples':>9}{'in-process/s':>15}{'1 worker/s':>13}")
+        print("| mode | samples | in-process samples/s | 1 worker samples/s |")
+        print("|---|---|---|---|")
         for mode in ("pose2mesh_net", "posenet"):
             cfg = load_config()
             cfg.MODEL.name = mode
@@ -56,7 +57,7 @@ def main() -> None:
             in_proc = rate(lambda: [ds[i] for i in range(n)], n)
             loader = DataLoader(ds, batch_size=32, num_workers=1, shuffle=True)
             one_worker = rate(lambda: [None for _ in loader], n)
-            print(f"{mode:<16}{n:>9}{in_proc:>15.0f}{one_worker:>13.0f}")
+            print(f"| {mode} | {n} | {in_proc:,.0f} | {one_worker:,.0f} |")
 
 
 if __name__ == "__main__":
