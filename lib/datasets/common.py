@@ -488,12 +488,7 @@ class PoseMeshDataset(torch.utils.data.Dataset):
         js = self.target_joint_set
         metrics = evaluate_mesh(pred, gt, self.target_regressor(), js.root, js.eval_joints)
         named = {"MPJPE": metrics["mpjpe"], "PA-MPJPE": metrics["pa_mpjpe"], "MPVPE": metrics["mpvpe"]}
-        print(format_summary(f"{self.name} {self.split} ({js.name} joints from the mesh)", named))
-        if result_dir is not None:
-            write_result_json(result_dir, f"{self.name}_{self.split}",
-                              {"dataset": self.name, "split": self.split, "samples": int(len(pred)),
-                               "joint_set": js.name, "metrics_mm": named})
-        return named
+        return self._publish(f"{js.name} joints from the mesh", "", len(pred), js.name, named, result_dir)
 
     def evaluate_joint(self, results: Mapping[str, np.ndarray], result_dir: Optional[str] = None) -> Dict[str, float]:
         """PoseNet evaluation: MPJPE / PA-MPJPE of the lifted joints (input set, its
@@ -502,9 +497,20 @@ class PoseMeshDataset(torch.utils.data.Dataset):
         js = self.joint_set
         metrics = evaluate_joints(pred, gt, js.root, js.eval_joints)
         named = {"MPJPE": metrics["mpjpe"], "PA-MPJPE": metrics["pa_mpjpe"]}
-        print(format_summary(f"{self.name} {self.split} (lifted {js.name} joints)", named))
+        return self._publish(f"lifted {js.name} joints", "_joint", len(pred), js.name, named, result_dir)
+
+    # printed after the dataset and split in every summary (the synthetic set says what it is)
+    summary_label = ""
+
+    def _report(self, samples: int, joint_set: str, metrics: Mapping[str, float]) -> Dict:
+        """What the result JSON holds besides the metrics; loaders may add their protocol."""
+        return {"dataset": self.name, "split": self.split, "samples": int(samples),
+                "joint_set": joint_set, "metrics_mm": dict(metrics)}
+
+    def _publish(self, what: str, suffix: str, samples: int, joint_set: str, named: Dict[str, float],
+                 result_dir: Optional[str]) -> Dict[str, float]:
+        """Print the summary and, with ``result_dir``, write ``<name>_<split><suffix>.json``."""
+        print(format_summary(f"{self.name} {self.split}{self.summary_label} ({what})", named))
         if result_dir is not None:
-            write_result_json(result_dir, f"{self.name}_{self.split}_joint",
-                              {"dataset": self.name, "split": self.split, "samples": int(len(pred)),
-                               "joint_set": js.name, "metrics_mm": named})
+            write_result_json(result_dir, f"{self.name}_{self.split}{suffix}", self._report(samples, joint_set, named))
         return named

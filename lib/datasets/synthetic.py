@@ -26,14 +26,14 @@ in memory, which serves sequential access (testing) at batch speed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
 from ..coord_utils import cam2pixel
-from .common import SPLITS, PoseMeshDataset, evaluate_joints, evaluate_mesh, format_summary, write_result_json
+from .common import SPLITS, PoseMeshDataset
 
 __all__ = ["SyntheticDataset", "sample_body_params", "sample_hand_params", "BODY_POSE_LIMITS", "BODY_POSE_NEUTRAL"]
 
@@ -248,30 +248,8 @@ class SyntheticDataset(PoseMeshDataset):
         data = self.generate(indices)
         return [self._assemble(i, {k: v[n] for k, v in data.items()}) for n, i in enumerate(indices)]
 
-    # ---- evaluation -------------------------------------------------------------------------
-    def evaluate(self, results: Mapping[str, np.ndarray], result_dir: Optional[str] = None) -> Dict[str, float]:
-        """MPJPE and PA-MPJPE of the target joints regressed from the meshes (Human3.6M's 14
-        evaluation joints for ``human36``; all joints otherwise) and MPVPE, in mm."""
-        pred, gt = self._take(results, "mesh_coord"), self._take(results, "mesh_coord_target")
-        js = self.target_joint_set
-        metrics = evaluate_mesh(pred, gt, self.target_regressor(), js.root, js.eval_joints)
-        named = {"MPJPE": metrics["mpjpe"], "PA-MPJPE": metrics["pa_mpjpe"], "MPVPE": metrics["mpvpe"]}
-        print(format_summary(f"Synthetic {self.split} [synthetic data, not paper numbers] ({js.name} joints)", named))
-        if result_dir is not None:
-            write_result_json(result_dir, f"Synthetic_{self.split}", self._report(len(pred), js.name, named))
-        return named
-
-    def evaluate_joint(self, results: Mapping[str, np.ndarray], result_dir: Optional[str] = None) -> Dict[str, float]:
-        """MPJPE and PA-MPJPE (mm) of the lifted input joints, root-relative."""
-        pred, gt = self._take(results, "joint_coord"), self._take(results, "joint_coord_target")
-        js = self.joint_set
-        m = evaluate_joints(pred, gt, js.root, js.eval_joints)
-        metrics = {"MPJPE": m["mpjpe"], "PA-MPJPE": m["pa_mpjpe"]}
-        print(format_summary(f"Synthetic {self.split} [synthetic data, not paper numbers] (lifted {js.name} joints)",
-                             metrics))
-        if result_dir is not None:
-            write_result_json(result_dir, f"Synthetic_{self.split}_joint", self._report(len(pred), js.name, metrics))
-        return metrics
+    # ---- evaluation (the base class's, labelled) -----------------------------------------------
+    summary_label = " [synthetic data, not paper numbers]"
 
     def _report(self, samples: int, joint_set: str, metrics: Mapping[str, float]) -> Dict:
         return {"dataset": "Synthetic", "note": "procedurally generated data; not comparable with paper numbers",
