@@ -207,18 +207,17 @@ def running_errors(results: Dict[str, np.ndarray], joint_regressor: Optional[np.
 
     The original printed a mean of batch means here; these are per-sample means.
     """
-    from ..metrics import mpjpe
+    from ..datasets.common import per_sample_joint_errors, per_sample_mesh_errors
 
-    out = {}
+    for key in ("mesh_coord", "joint_coord"):
+        if key in results and not np.isfinite(results[key]).all():
+            raise NonFiniteLossError(f"non-finite test predictions ({key})")
     if "mesh_coord" in results and joint_regressor is not None:
-        pred_mesh, gt_mesh = results["mesh_coord"], results["mesh_coord_target"]
-        pj = np.einsum("jv,nvc->njc", joint_regressor, pred_mesh)
-        gj = np.einsum("jv,nvc->njc", joint_regressor, gt_mesh)
-        out["MPVPE"] = float(np.mean(mpjpe(pred_mesh - pj[:, root:root + 1], gt_mesh - gj[:, root:root + 1])))
-        out["MPJPE"] = float(np.mean(mpjpe(pj - pj[:, root:root + 1], gj - gj[:, root:root + 1])))
+        errors = per_sample_mesh_errors(results["mesh_coord"], results["mesh_coord_target"], joint_regressor, root)
+        out = {"MPVPE": float(errors["mpvpe"].mean()), "MPJPE": float(errors["mpjpe"].mean())}
     else:
-        p, g = results["joint_coord"], results["joint_coord_target"]
-        out["MPJPE"] = float(np.mean(mpjpe(p - p[:, root:root + 1], g - g[:, root:root + 1])))
+        errors = per_sample_joint_errors(results["joint_coord"], results["joint_coord_target"], root, align=False)
+        out = {"MPJPE": float(errors["mpjpe"].mean())}
     if not all(math.isfinite(v) for v in out.values()):
         raise NonFiniteLossError(f"non-finite test error: {out}")
     return out
