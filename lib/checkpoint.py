@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 import numpy as np
 import torch
 from torch import nn
+from .errors import Pose2MeshError
 
 __all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS",
            "save_checkpoint", "load_checkpoint", "check_resumable", "load_model_weights", "strip_module_prefix"]
@@ -34,7 +35,7 @@ __all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS",
 CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict", "train_log", "test_log")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Pose2MeshError, ValueError):
     """A checkpoint file that is missing, damaged, foreign, or does not fit the model."""
 
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
+from .errors import Pose2MeshError
 
 __all__ = ["ConfigError", "Config", "load_config", "config_to_dict", "save_config"]
 
 
-class ConfigError(ValueError):
+class ConfigError(Pose2MeshError, ValueError):
     """A configuration file or value that cannot be used."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .joints import JointSet, get_joint_set
+from .errors import Pose2MeshError
 
 __all__ = ["DemoError", "DEFAULT_CHECKPOINTS", "parse_args", "load_poses", "prepare_people",
            "select_people", "add_pelvis_neck", "resolve_checkpoint", "DemoModel", "run", "main"]
@@ -60,7 +61,7 @@ MIN_JOINT_DIFF = 20.0      # pixels: closer (mean over shared valid joints) is a
 FOCAL_PER_IMAGE_SIDE = 3.0
 
 
-class DemoError(Exception):
+class DemoError(Pose2MeshError):
     """A user error: reported as one line, exit status 2."""
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from .errors import Pose2MeshError
 
 __all__ = ["RenderError", "RenderMesh", "Intrinsics", "RenderResult", "MeshRenderer",
            "select_backend", "available_backends", "rasterize", "BACKENDS"]
@@ -51,7 +52,7 @@ _LIGHTS = (  # (direction the light travels, intensity)
 _GAMMA = 2.2
 
 
-class RenderError(RuntimeError):
+class RenderError(Pose2MeshError, RuntimeError):
     """A requested rendering backend that cannot work here."""
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from .errors import Pose2MeshError
 
 __all__ = ["ImageError", "read_image", "write_image", "draw_pose2d", "person_color", "save_obj",
            "load_obj_vertices"]
@@ -21,7 +22,7 @@ _SHIFT = 4  # OpenCV fixed-point bits for sub-pixel drawing
 _ONE = 1 << _SHIFT
 
 
-class ImageError(ValueError):
+class ImageError(Pose2MeshError, ValueError):
     """An image file that cannot be read or written."""
 
 

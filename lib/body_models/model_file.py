@@ -27,13 +27,14 @@ from typing import Any, Dict, Iterable, Union
 
 import numpy as np
 import scipy.sparse
+from ..errors import Pose2MeshError
 
 __all__ = ["BodyModelError", "load_model_file", "missing_file_error", "find_model_file"]
 
 PathLike = Union[str, os.PathLike]
 
 
-class BodyModelError(ValueError):
+class BodyModelError(Pose2MeshError, ValueError):
     """A body model file is missing, truncated, or holds something other than arrays."""
 
 

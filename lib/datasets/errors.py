@@ -5,9 +5,10 @@ that a user with a broken download sees what to fetch again instead of a ``KeyEr
 data-loader worker.
 """
 from __future__ import annotations
+from ..errors import Pose2MeshError
 
 __all__ = ["DatasetError"]
 
 
-class DatasetError(ValueError):
+class DatasetError(Pose2MeshError, ValueError):
     """A dataset file that is missing, unreadable or lacks a field the loader needs."""

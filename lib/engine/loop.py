@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..device import move_to
 from . import distributed as dist_utils
+from ..errors import Pose2MeshError
 
 __all__ = ["NonFiniteLossError", "MeshCriterion", "LiftCriterion", "IndexedDataset", "train_one_epoch",
            "run_inference", "StageOutputs"]
@@ -29,8 +30,10 @@ __all__ = ["NonFiniteLossError", "MeshCriterion", "LiftCriterion", "IndexedDatas
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite."""
+class NonFiniteLossError(Pose2MeshError, RuntimeError):
+    """A loss term became NaN or infinite (exit code 3)."""
+
+    exit_code = 3
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

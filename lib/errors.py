@@ -1,0 +1,16 @@
+"""The project's one error root.
+
+Every error that means "the input is wrong" (a file, a value, a flag) derives from
+:class:`Pose2MeshError`. The entry points print such an error as one line (the traceback with
+``--debug``); any other exception is a bug and prints its full traceback. Subclasses keep the
+built-in base their callers already catch (``ValueError``, ``RuntimeError``) as a second base.
+"""
+from __future__ import annotations
+
+__all__ = ["Pose2MeshError"]
+
+
+class Pose2MeshError(Exception):
+    """Bad input or an impossible request, explained in the message. Exit code 2 by default."""
+
+    exit_code: int = 2
