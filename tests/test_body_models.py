@@ -262,19 +262,20 @@ def test_smpl_layer_original_semantics(cache):
     assert layer.kintree_parents == SMPL_PARENTS and layer.th_faces.dtype == torch.long
 
 
-def test_smpl_layer_batched_differentiable_dtype(cache):
+@pytest.mark.cuda
+def test_smpl_layer_batched_differentiable_dtype(cache, device):
     from smplpytorch.pytorch.smpl_layer import SMPL_Layer
 
-    layer = SMPL_Layer(model_path=cache[1]["smpl"])
-    pose = (torch.randn(4, 72) * 0.3).requires_grad_()
-    verts, joints = layer(pose, torch.randn(4, 10))
-    assert verts.dtype == torch.float32
+    layer = SMPL_Layer(model_path=cache[1]["smpl"]).to(device)
+    pose = (torch.randn(4, 72) * 0.3).to(device).requires_grad_()
+    verts, joints = layer(pose, torch.randn(4, 10).to(device))
+    assert verts.dtype == torch.float32 and verts.device == pose.device
     joints.sum().backward()
     assert pose.grad is not None and torch.isfinite(pose.grad).all()
-    one, _ = layer(pose[2:3].detach(), torch.zeros(1, 10))
-    many, _ = layer(pose.detach(), torch.zeros(4, 10))
+    one, _ = layer(pose[2:3].detach(), torch.zeros(1, 10, device=device))
+    many, _ = layer(pose.detach(), torch.zeros(4, 10, device=device))
     assert torch.allclose(one[0], many[2], atol=1e-6)
-    v64, _ = layer(pose.detach().double(), torch.zeros(4, 10, dtype=torch.float64))
+    v64, _ = layer(pose.detach().double(), torch.zeros(4, 10, dtype=torch.float64, device=device))
     assert v64.dtype == torch.float64
 
 
@@ -307,13 +308,14 @@ def test_mano_layer_matches_smplx(cache):
     assert ours.kintree_parents == MANO_PARENTS
 
 
-def test_mano_layer_modes(cache):
+@pytest.mark.cuda
+def test_mano_layer_modes(cache, device):
     from manopth.manolayer import ManoLayer
 
     path = cache[1]["mano"]
-    pca = ManoLayer(model_path=path, use_pca=True, ncomps=6, flat_hand_mean=True).double()
-    full = ManoLayer(model_path=path, use_pca=False, flat_hand_mean=True).double()
-    coeffs = torch.randn(3, 9, dtype=torch.float64)
+    pca = ManoLayer(model_path=path, use_pca=True, ncomps=6, flat_hand_mean=True).double().to(device)
+    full = ManoLayer(model_path=path, use_pca=False, flat_hand_mean=True).double().to(device)
+    coeffs = torch.randn(3, 9, dtype=torch.float64).to(device)
     expanded = torch.cat([coeffs[:, :3], coeffs[:, 3:] @ pca.th_selected_comps], 1)
     assert torch.allclose(pca(coeffs)[0], full(expanded)[0], atol=1e-9)
     six = ManoLayer(model_path=path, use_pca=False, flat_hand_mean=True, root_rot_mode="rot6d").double()

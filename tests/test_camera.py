@@ -60,7 +60,8 @@ def test_weights_select_joints():
     np.testing.assert_allclose(a.translation, b.translation, atol=1e-8)
 
 
-def test_matches_the_original_optimizer_on_noise_free_input():
+@pytest.mark.cuda
+def test_matches_the_original_optimizer_on_noise_free_input(device):
     """The original ran Adam (lr 0.1, 0.05 after 500 steps, 0.001 after 1000) for 1,500 steps on
     the L1 error of ``(X + t) * s * r + r`` in a 500-pixel crop; noise-free, its optimum is ours."""
     rng = np.random.default_rng(3)
@@ -70,11 +71,11 @@ def test_matches_the_original_optimizer_on_noise_free_input():
     box = crop_box(target)
     expected = truth.to_crop_params(box)
     k = ORIGINAL_CROP_SIZE / box[2]
-    target_crop = torch.tensor((target - box[:2]) * k, dtype=torch.float64)
+    target_crop = torch.tensor((target - box[:2]) * k, dtype=torch.float64, device=device)
     torch.manual_seed(0)
-    cam_param = torch.nn.Parameter(torch.rand(1, 3, dtype=torch.float64))
+    cam_param = torch.nn.Parameter(torch.rand(1, 3, dtype=torch.float64).to(device))
     opt = torch.optim.Adam([cam_param], lr=0.1)
-    X = torch.tensor(P[:, :2])
+    X = torch.tensor(P[:, :2], device=device)
     r = ORIGINAL_CROP_SIZE / 2
     for step in range(1500):
         loss = torch.nn.functional.l1_loss((X + cam_param[0, 1:]) * cam_param[0, 0] * r + r, target_crop)
@@ -84,7 +85,7 @@ def test_matches_the_original_optimizer_on_noise_free_input():
         if step in (500, 1000):
             for g in opt.param_groups:
                 g["lr"] = 0.05 if step == 500 else 0.001
-    np.testing.assert_allclose(cam_param.detach().numpy()[0], expected, atol=2e-3)
+    np.testing.assert_allclose(cam_param.detach().cpu().numpy()[0], expected, atol=2e-3)
 
 
 def test_crop_params_round_trip_and_convention():

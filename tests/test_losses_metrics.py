@@ -56,10 +56,11 @@ def test_coord_loss_masked_l1_by_hand():
     assert loss(pred, target).item() == pytest.approx(21 / 6)
 
 
-def test_normal_and_edge_losses_by_hand_and_against_loops():
+@pytest.mark.cuda
+def test_normal_and_edge_losses_by_hand_and_against_loops(device):
     verts, faces = tetra_mesh()
-    gt = verts[None]
-    normal, edge = NormalVectorLoss(faces), EdgeLengthLoss(faces)
+    gt = verts[None].to(device)
+    normal, edge = NormalVectorLoss(faces).to(device), EdgeLengthLoss(faces).to(device)
     assert normal(gt, gt).item() == pytest.approx(0.0, abs=1e-7)
     assert edge(gt, gt).item() == pytest.approx(0.0, abs=1e-7)
     # scaling by 2 doubles every edge: mean | 2|e| - |e| | = mean |e|; normals unchanged
@@ -67,17 +68,18 @@ def test_normal_and_edge_losses_by_hand_and_against_loops():
     assert edge(2 * gt, gt).item() == pytest.approx(np.mean(edges), rel=1e-6)
     assert normal(2 * gt + 0.3, gt).item() == pytest.approx(0.0, abs=1e-6)
     torch.manual_seed(0)
-    out = gt + 0.2 * torch.randn(3, 4, 3)
-    gt3 = gt.expand(3, 4, 3) + 0.05 * torch.randn(3, 4, 3)
+    out = gt + 0.2 * torch.randn(3, 4, 3).to(device)
+    gt3 = gt.expand(3, 4, 3) + 0.05 * torch.randn(3, 4, 3).to(device)
     assert normal(out, gt3).item() == pytest.approx(loop_normal_loss(out, gt3, faces), rel=1e-5)
     assert edge(out, gt3).item() == pytest.approx(loop_edge_loss(out, gt3, faces), rel=1e-5)
     assert "face" not in normal.state_dict() and "face" not in edge.state_dict()
 
 
-def test_edge_loss_gradient_finite_for_degenerate_edges():
+@pytest.mark.cuda
+def test_edge_loss_gradient_finite_for_degenerate_edges(device):
     verts, faces = tetra_mesh()
-    out = torch.zeros(1, 4, 3, requires_grad=True)
-    EdgeLengthLoss(faces)(out, verts[None]).backward()
+    out = torch.zeros(1, 4, 3, device=device, requires_grad=True)
+    EdgeLengthLoss(faces).to(device)(out, verts[None].to(device)).backward()
     assert torch.isfinite(out.grad).all()
 
 

@@ -209,10 +209,11 @@ def test_wrong_graph_count_and_input_shape():
         meshnet.MeshNet(laps[:-2][::-1] + [laps[-1]], meshnet.body_channel_plan())
 
 
-def test_mesh_losses_do_not_reach_posenet():
+@pytest.mark.cuda
+def test_mesh_losses_do_not_reach_posenet(device):
     laps, _ = synthetic_graphs(17, 10)
-    model = pose2mesh_net.get_model(17, laps, hid_dim=32, channel_divisor=8).train()
-    mesh, pose3d = model(torch.randn(4, 17, 2))
+    model = pose2mesh_net.get_model(17, laps, hid_dim=32, channel_divisor=8).to(device).train()
+    mesh, pose3d = model(torch.randn(4, 17, 2, device=device))
     mesh.sum().backward()
     assert all(p.grad is None for p in model.pose_lifter.parameters())
     assert model.pose2mesh.fc.weight.grad is not None
@@ -220,7 +221,7 @@ def test_mesh_losses_do_not_reach_posenet():
     model.zero_grad()
     captured = {}
     model.pose2mesh.register_forward_pre_hook(lambda m, args: captured.setdefault("x", args[0]))
-    pose2d = torch.randn(2, 17, 2)
+    pose2d = torch.randn(2, 17, 2, device=device)
     _, pose3d = model.eval()(pose2d)
     torch.testing.assert_close(captured["x"], torch.cat((pose2d, pose3d / 1000), dim=2))
 
@@ -235,10 +236,12 @@ def test_posenet_unused_batch_norm_is_frozen_and_model_trains_all_else():
             assert p.grad is not None, name
 
 
-def test_dtype_and_device_moves_carry_the_laplacians():
+@pytest.mark.cuda
+def test_dtype_and_device_moves_carry_the_laplacians(device):
     laps, sizes = synthetic_graphs(17, 10)
-    model = pose2mesh_net.get_model(17, laps, hid_dim=32, channel_divisor=8).eval()
-    x = torch.randn(2, 17, 2)
+    model = pose2mesh_net.get_model(17, laps, hid_dim=32, channel_divisor=8).to(device).eval()
+    assert model.pose2mesh.laplacian(0).device.type == device.type
+    x = torch.randn(2, 17, 2, device=device)
     with torch.no_grad():
         ref, _ = model(x)
         model.double()
@@ -304,23 +307,24 @@ def dense_cheb_reference(x, L_dense, linear, bn, K):
 @pytest.mark.parametrize("K,with_bn,layout,symmetric", [
     (3, True, "coo", True), (3, True, "coo", False), (3, False, "csr", True), (1, True, "coo", True),
     (2, False, "coo", True), (4, True, "csr", True), (3, True, "csr", False)])
-def test_cheb_conv_matches_dense_reference(K, with_bn, layout, symmetric):
+@pytest.mark.cuda
+def test_cheb_conv_matches_dense_reference(K, with_bn, layout, symmetric, device):
     torch.manual_seed(0)
     V, B, Fin, Fout = 37, 3, 5, 7
     L_sp = random_laplacian(V, seed=3)
     if not symmetric:  # a non-symmetric operator takes the generic backward
         L_sp = L_sp + sp.triu(L_sp, k=1) * 0.5
     assert is_symmetric(to_torch_sparse(L_sp)) == symmetric
-    L_dense = torch.from_numpy(L_sp.toarray()).float()
-    L = to_torch_sparse(L_sp, layout)
-    linear = nn.Linear(Fin * K, Fout)
-    bn = nn.BatchNorm1d(Fout) if with_bn else None
-    x = torch.randn(B, V, Fin, requires_grad=True)
+    L_dense = torch.from_numpy(L_sp.toarray()).float().to(device)
+    L = to_torch_sparse(L_sp, layout).to(device)
+    linear = nn.Linear(Fin * K, Fout).to(device)
+    bn = nn.BatchNorm1d(Fout).to(device) if with_bn else None
+    x = torch.randn(B, V, Fin).to(device).requires_grad_()
 
     ref = dense_cheb_reference(x, L_dense, linear, bn, K)
     # a random linear probe: sum(bn(.) ** 2) is constant under train-mode BatchNorm, so its true
     # gradient is 0 and float32 results would compare rounding noise
-    probe = torch.randn(ref.shape)
+    probe = torch.randn(ref.shape).to(device)
     grads_ref = torch.autograd.grad((ref * probe).sum(), [x, linear.weight])
     ours = cheb_conv(x.transpose(0, 1), L, linear, bn, K, symmetric).transpose(0, 1)  # ours is vertex-major
     grads = torch.autograd.grad((ours * probe).sum(), [x, linear.weight])

@@ -24,14 +24,16 @@ def _layer(Fin, Fout, K, with_bn, dtype, train):
 @pytest.mark.parametrize("K", [1, 2, 3, 4])
 @pytest.mark.parametrize("with_bn,train", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("upsample", [False, True])
-def test_fast_path_equals_composed_float64(K, with_bn, train, upsample):
+@pytest.mark.cuda
+def test_fast_path_equals_composed_float64(K, with_bn, train, upsample, device):
     V, B, Fin, Fout = 24, 3, 5, 4
-    L = to_torch_sparse(random_laplacian(V, seed=2), dtype=torch.float64)
+    L = to_torch_sparse(random_laplacian(V, seed=2), dtype=torch.float64).to(device)
     linear, bn = _layer(Fin, Fout, K, with_bn, torch.float64, train)
+    linear, bn = linear.to(device), bn.to(device) if bn is not None else None
     Vx = V // 2 if upsample else V
-    parent = torch.arange(V) // 2 if upsample else None
-    x = torch.randn(Vx, B, Fin, dtype=torch.float64, requires_grad=True)
-    probe = torch.randn(V, B, Fout, dtype=torch.float64)
+    parent = (torch.arange(V) // 2).to(device) if upsample else None
+    x = torch.randn(Vx, B, Fin, dtype=torch.float64).to(device).requires_grad_()
+    probe = torch.randn(V, B, Fout, dtype=torch.float64).to(device)
     params = [x, linear.weight, linear.bias] + ([bn.weight, bn.bias] if bn is not None else [])
 
     state = {k: v.clone() for k, v in bn.state_dict().items()} if bn is not None else None

@@ -84,20 +84,24 @@ def test_kept_vertices_are_exactly_those_the_output_needs(setup):
         mesh.set_padding_skip(None)
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("batch", [1, 3])
-def test_real_vertices_equal_the_full_forward(setup, batch):
+def test_real_vertices_equal_the_full_forward(setup, batch, device):
     js, laps, perms, perm_reverse, num_vertices, model = setup
     real = perm_reverse[:num_vertices]
-    x = torch.randn(batch, js.num_joints, 2, generator=torch.Generator().manual_seed(batch))
+    x = torch.randn(batch, js.num_joints, 2, generator=torch.Generator().manual_seed(batch)).to(device)
     with torch.no_grad():
+        model.to(device)
         full, pose3d = model(x)
         model.pose2mesh.set_padding_skip(real)
         try:
             fast, fast_pose3d = model(x)
         finally:
             model.pose2mesh.set_padding_skip(None)
+            model.cpu()
     assert fast.shape == full.shape
-    torch.testing.assert_close(fast[:, real], full[:, real], rtol=0, atol=1e-6)
+    # on CUDA the smaller products of the skip may take other GEMM kernels (another summation order)
+    torch.testing.assert_close(fast[:, real], full[:, real], rtol=0, atol=1e-6 if device.type == "cpu" else 1e-5)
     torch.testing.assert_close(fast_pose3d, pose3d, rtol=0, atol=0)
     fake = np.setdiff1d(np.arange(full.shape[1]), real)
     assert fast[:, fake].abs().max() == 0

@@ -3,8 +3,9 @@
 ``torch.nn.SyncBatchNorm`` refuses CPU tensors, so CPU DDP would normalize every process's
 slice of the batch on its own: the run would differ from a single process with the same global
 batch. :class:`DistributedBatchNorm1d` sums the per-channel count, sum and squared deviations over
-all processes with a differentiable all-reduce. Parameter and buffer names are those of
-``nn.BatchNorm1d``, so checkpoints are unchanged.
+all processes with a differentiable all-reduce (:func:`all_reduce_sum`, around
+``torch.distributed.all_reduce``). Parameter and buffer names are those of ``nn.BatchNorm1d``, so
+checkpoints are unchanged.
 """
 from __future__ import annotations
 
@@ -15,21 +16,42 @@ from torch import nn
 __all__ = ["DistributedBatchNorm1d", "convert_batchnorm"]
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """``sum_r x_r`` over the processes, differentiable: every process's output depends on every
+    process's input, so the gradient of ``x_r`` is the sum over processes of the output gradients
+    (one more all-reduce in the backward pass)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.detach().clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of ``x`` over all processes of the default group."""
+    return _AllReduceSum.apply(x)
+
+
 class DistributedBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: N x C (or N x C x L)
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0] + list(range(2, x.dim()))
         c = x.shape[1]
         shape = [1, c] + [1] * (x.dim() - 2)
         # two passes (mean, then squared deviations): E[x^2] - E[x]^2 loses digits
         count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
-        first = all_reduce(torch.cat([count, x.sum(dim=dims)]))  # differentiable sum over processes
+        first = all_reduce_sum(torch.cat([count, x.sum(dim=dims)]))  # differentiable sum over processes
         n = first[0]
         mean = first[1:] / n
-        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dim=dims)) / n  # biased, as batch norm normalizes
+        var = all_reduce_sum(((x - mean.view(shape)) ** 2).sum(dim=dims)) / n  # biased, as batch norm normalizes
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
