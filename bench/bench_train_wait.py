@@ -44,8 +44,7 @@ def run(workers: int, args) -> dict:
     joint_set = get_joint_set("human36")
     graphs = builders.build_graphs(mesh_model, joint_set)
     model = builders.build_model(cfg, joint_set, graphs).train()
-    criterion = MeshCriterion(cfg, mesh_model.face, mesh_model.joint_regressor(cfg.DATASET.target_joint_set),
-                              graphs.unpermute_index)
+    criterion = MeshCriterion(cfg, mesh_model.face, mesh_model.joint_regressor(cfg.DATASET.target_joint_set))
     optimizer = builders.build_optimizer(cfg, model.parameters())
     dataset = build_dataset("Synthetic", "train", cfg, mesh_model)
     loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,

@@ -22,6 +22,7 @@ import re
 import tempfile
 import warnings
 import zipfile
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 import numpy as np
@@ -29,7 +30,8 @@ import torch
 from torch import nn
 from .errors import Pose2MeshError
 
-__all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS",
+__all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS", "resolve_weights",
+           "checkpoint_candidates", "find_run_config", "newest_run_checkpoint",
            "save_checkpoint", "load_checkpoint", "check_resumable", "load_model_weights", "strip_module_prefix"]
 
 CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict", "train_log", "test_log")
@@ -255,3 +257,70 @@ def _mismatch_message(model_name: str, result: LoadResult, limit: int = 20) -> s
     lines.append("  (a PoseNet checkpoint has PoseNet keys without prefix; a Pose2Mesh checkpoint has "
                  "pose_lifter.* and pose2mesh.*; the joint set and graph levels must match the training run)")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- finding weights
+_NUMBERED = re.compile(r"^checkpoint(\d+)\.pth\.tar$")
+
+
+def checkpoint_candidates(folder: str | os.PathLike) -> List[Path]:
+    """The checkpoints of a run's ``checkpoint/`` folder, newest first: ``final.pth.tar``, then
+    ``checkpoint<N>.pth.tar`` by decreasing N."""
+    folder = Path(folder)
+    numbered = sorted(((int(m.group(1)), p) for p in folder.glob("checkpoint*.pth.tar")
+                       if (m := _NUMBERED.match(p.name))), reverse=True)
+    final = folder / "final.pth.tar"
+    return ([final] if final.is_file() else []) + [p for _, p in numbered]
+
+
+def resolve_weights(path: str | os.PathLike, prefer: str = "final") -> Path:
+    """The one resolver of weights: a checkpoint file, a run's ``checkpoint/`` folder or the run
+    folder itself -> one ``.pth.tar`` file.
+
+    In a folder, ``prefer="final"`` takes ``final.pth.tar``, else ``best.pth.tar``;
+    ``prefer="best"`` the other way round (the original loaded PoseNet's best and Pose2Mesh's
+    final); else the newest ``checkpoint<N>.pth.tar``.
+
+    Raises:
+        CheckpointError: nothing there, or a folder without a checkpoint.
+    """
+    if prefer not in ("final", "best"):
+        raise ValueError(f"resolve_weights: prefer must be 'final' or 'best', got {prefer!r}")
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        folder = p / "checkpoint" if (p / "checkpoint").is_dir() else p
+        order = ("final.pth.tar", "best.pth.tar") if prefer == "final" else ("best.pth.tar", "final.pth.tar")
+        for name in order:
+            if (folder / name).is_file():
+                return folder / name
+        numbered = checkpoint_candidates(folder)
+        if numbered:
+            return numbered[0]
+        raise CheckpointError(f"no final.pth.tar, best.pth.tar or checkpoint<N>.pth.tar in {folder}")
+    raise CheckpointError(f"checkpoint {p} does not exist (download the original release's weights into "
+                          f"experiment/ as its README says, or train one with main/train.py)")
+
+
+def find_run_config(weights: str | os.PathLike) -> Path | None:
+    """The ``config.yaml`` a training run wrote beside its ``checkpoint/`` folder, if any."""
+    weights = Path(weights)
+    for folder in (weights.parent, weights.parent.parent) if weights.is_file() else (weights, weights.parent):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
+
+
+def newest_run_checkpoint(experiment_root: str | os.PathLike) -> Path | None:
+    """The newest checkpoint of the newest run folder under ``experiment_root`` (searched two
+    levels deep: ``exp_*/checkpoint`` and ``*/exp_*/checkpoint``), or None."""
+    root = Path(experiment_root)
+    if not root.is_dir():
+        return None
+    runs = [d for d in list(root.glob("exp_*")) + list(root.glob("*/exp_*"))
+            if (d / "checkpoint").is_dir() and checkpoint_candidates(d / "checkpoint")]
+    if not runs:
+        return None
+    newest = max(runs, key=lambda d: max(p.stat().st_mtime for p in checkpoint_candidates(d / "checkpoint")))
+    return checkpoint_candidates(newest / "checkpoint")[0]

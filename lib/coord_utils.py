@@ -19,8 +19,19 @@ import numpy as np
 
 from .metrics import rigid_align, rigid_align_batch
 
-__all__ = ["world2cam", "cam2pixel", "pixel2cam", "get_center_scale", "get_bbox", "process_bbox",
+__all__ = ["regress_joints", "world2cam", "cam2pixel", "pixel2cam", "get_center_scale", "get_bbox", "process_bbox",
            "rigid_align", "rigid_align_batch"]
+
+
+def regress_joints(regressor, vertices):
+    """Joints from mesh vertices, one function for every joint set: ``(J, V) @ (..., V, 3)``.
+
+    numpy arrays or torch tensors (both arguments of one kind); the units are the vertices'.
+    """
+    if regressor.shape[-1] != vertices.shape[-2]:
+        raise ValueError(f"regress_joints: a regressor over {regressor.shape[-1]} vertices cannot take "
+                         f"meshes of {vertices.shape[-2]} vertices")
+    return regressor @ vertices
 
 
 def world2cam(world_coord: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -34,11 +34,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .joints import JointSet, get_joint_set
+from .joints import JointSet, add_pelvis_and_neck, get_joint_set
 from .errors import Pose2MeshError
 
 __all__ = ["DemoError", "DEFAULT_CHECKPOINTS", "parse_args", "load_poses", "prepare_people",
-           "select_people", "add_pelvis_neck", "resolve_checkpoint", "DemoModel", "run", "main"]
+           "select_people", "resolve_checkpoint", "DemoModel", "run", "main"]
 
 log = logging.getLogger("pose2mesh.demo")
 
@@ -212,17 +212,6 @@ def load_poses(path: os.PathLike, image_path: Optional[str] = None) -> Tuple[Lis
     raise DemoError(f"input pose {path}: expected a .npy or .json file")
 
 
-def add_pelvis_neck(coco17: np.ndarray) -> np.ndarray:
-    """17 COCO keypoints ``(17, 3)`` -> 19: pelvis and neck appended as the means of the hips and
-    of the shoulders, with the product of the two confidences (as the original demo)."""
-    names = get_joint_set("coco").names
-    extra = []
-    for a, b in (("L_Hip", "R_Hip"), ("L_Shoulder", "R_Shoulder")):
-        ja, jb = coco17[names.index(a)], coco17[names.index(b)]
-        extra.append([(ja[0] + jb[0]) / 2, (ja[1] + jb[1]) / 2, ja[2] * jb[2]])
-    return np.concatenate([coco17, np.asarray(extra)], axis=0)
-
-
 def prepare_people(people: Sequence[np.ndarray], joint_set: JointSet, where: str) -> Tuple[List[np.ndarray], bool]:
     """Check joint counts and complete every pose to ``(J, 3)`` (x, y, confidence).
 
@@ -246,7 +235,7 @@ def prepare_people(people: Sequence[np.ndarray], joint_set: JointSet, where: str
         if not has_conf:
             pose[:, 2] = 1.0
         if joint_set.name == "coco" and n == 17:
-            pose = add_pelvis_neck(pose)
+            pose = add_pelvis_and_neck(pose, score="product")
         out.append(pose)
     return out, has_conf
 
@@ -299,43 +288,9 @@ def resolve_checkpoint(checkpoint: Optional[str], joint_set: str) -> Path:
                 f"checkpoint there, or pass --checkpoint experiment/exp_*/checkpoint/final.pth.tar from "
                 f"main/train.py (the quick synthetic config trains one on CPU)")
         return path
-    path = Path(checkpoint)
-    if path.is_dir():
-        for folder in (path, path / "checkpoint"):  # a checkpoint folder, or a run folder
-            for name in ("final.pth.tar", "best.pth.tar"):
-                if (folder / name).is_file():
-                    return folder / name
-            numbered = [(int(m.name[len("checkpoint"):-len(".pth.tar")]), m) for m in folder.glob("checkpoint*.pth.tar")
-                        if m.name[len("checkpoint"):-len(".pth.tar")].isdigit()]
-            if numbered:
-                return max(numbered)[1]
-        raise DemoError(f"checkpoint folder {path} holds no final.pth.tar, best.pth.tar or checkpoint<N>.pth.tar")
-    if not path.is_file():
-        raise DemoError(f"checkpoint {path} does not exist")
-    return path
+    from .checkpoint import resolve_weights
 
-
-def find_run_config(checkpoint: Path) -> Optional[Path]:
-    """The ``config.yaml`` a training run wrote beside its ``checkpoint/`` folder, if any."""
-    for folder in (checkpoint.parent, checkpoint.parent.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
-    return None
-
-
-def _user_error_types() -> Tuple[type, ...]:
-    """Exception types that mean bad input, not a bug (modules that are missing are skipped)."""
-    import importlib
-
-    types: List[type] = [DemoError]
-    for module, name in (("pose2mesh.config", "ConfigError"), ("pose2mesh.body_models", "BodyModelError"),
-                         ("pose2mesh.checkpoint", "CheckpointError"), ("pose2mesh.vis", "ImageError"),
-                         ("pose2mesh.render", "RenderError")):
-        try:
-            types.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+    return resolve_weights(checkpoint, prefer="final")
 
 
 @dataclass
@@ -369,7 +324,6 @@ class DemoModel:
         self.face = np.asarray(self.mesh_model.face, dtype=np.int64)
         self.vertex_num = int(self.mesh_model.vertex_num)
         graphs = build_graphs(self.mesh_model, self.joint_set)
-        self.unpermute = graphs.unpermute_index.to(device)
         self.model = build_model(cfg, self.joint_set, graphs)
         self.checkpoint_info = self._load_weights(checkpoint) if checkpoint is not None else {"path": None, "epoch": None}
         self.model.to(device).eval()
@@ -410,11 +364,13 @@ class DemoModel:
         """Run the network on all people in one batch."""
         import torch
 
+        from .coord_utils import regress_joints
+
         x = torch.as_tensor(np.stack([self.normalize(p) for p in poses]), dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             mesh_padded, lifted = self.model(x)
-            mesh = mesh_padded[:, self.unpermute]  # N x V x 3
-            joints = torch.einsum("jv,nvc->njc", self.regressor, mesh)
+            mesh = self.model.to_body_vertices(mesh_padded)  # N x V x 3
+            joints = regress_joints(self.regressor, mesh)
         return Prediction(mesh.double().cpu().numpy(), joints.double().cpu().numpy(), lifted.double().cpu().numpy())
 
 
@@ -437,6 +393,8 @@ class PersonResult:
 
 def _load_config(args: argparse.Namespace, checkpoint: Path):
     from .config import Config, load_config
+
+    from .checkpoint import find_run_config
 
     cfg_path = args.cfg or find_run_config(checkpoint)
     cfg = load_config(str(cfg_path)) if cfg_path else Config()
@@ -635,7 +593,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.debug:
         run(args)
         return 0
-    user_errors = _user_error_types()
+    user_errors = (Pose2MeshError,)
     try:
         run(args)
     except user_errors as err:

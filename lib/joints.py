@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["JointSet", "JOINT_SETS", "get_joint_set", "joint_set_names",
            "SMPL_FACE_KEYPOINT_VERTICES", "MANO_FINGERTIP_VERTICES", "MANO_ORIGINAL_JOINT_NAMES",
-           "H36M_ACTIONS", "remap_joints"]
+           "H36M_ACTIONS", "remap_joints", "add_pelvis_and_neck"]
 
 Pairs = Tuple[Tuple[int, int], ...]
 
@@ -181,3 +181,36 @@ def remap_joints(joints: np.ndarray, src_names, dst_names) -> np.ndarray:
             src_i = src_names.index(name)
             np.moveaxis(out, axis, 0)[dst_i] = np.moveaxis(joints, axis, 0)[src_i]
     return out
+
+
+def add_pelvis_and_neck(joints, score: str = "mean"):
+    """The ``coco`` joint set's completion, defined once: 17 COCO keypoints -> 19.
+
+    The pelvis is the mean of the hips and the neck the mean of the shoulders (the original's
+    rule, used by its loaders, its joint regressor rows and its demo).
+
+    Args:
+        joints: ``(..., 17, C)`` numpy array or torch tensor: coordinates, or regressor rows
+            (``(17, V)``, one row per joint: regression is linear, so completing the rows equals
+            completing the regressed joints).
+        score: ``"mean"`` averages every channel; ``"product"`` treats the last channel as a
+            detection confidence and multiplies the two (the original demo's rule).
+    Returns:
+        ``(..., 19, C)`` of the same type, in the ``coco`` order.
+    """
+    if joints.shape[-2] != 17:
+        raise ValueError(f"add_pelvis_and_neck: expected 17 COCO keypoints on the second-last axis, "
+                         f"got shape {tuple(joints.shape)}")
+    coco = JOINT_SETS["coco"]
+    pairs = ((coco.index("L_Hip"), coco.index("R_Hip")), (coco.index("L_Shoulder"), coco.index("R_Shoulder")))
+    extra = [(joints[..., a, :] + joints[..., b, :]) * 0.5 for a, b in pairs]
+    if score == "product":
+        for (a, b), e in zip(pairs, extra):
+            e[..., -1] = joints[..., a, -1] * joints[..., b, -1]
+    elif score != "mean":
+        raise ValueError(f"add_pelvis_and_neck: score must be 'mean' or 'product', got {score!r}")
+    if isinstance(joints, np.ndarray):
+        return np.concatenate([joints] + [e[..., None, :] for e in extra], axis=-2)
+    import torch
+
+    return torch.cat([joints] + [e.unsqueeze(-2) for e in extra], dim=-2)

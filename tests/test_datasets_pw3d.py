@@ -6,7 +6,7 @@ import pytest
 
 from fixtures import check_sample, make_cfg, perfect_results, synthetic_smpl, write_pw3d
 from pose2mesh.coord_utils import cam2pixel
-from pose2mesh.datasets.body_base import add_pelvis_and_neck
+from pose2mesh.joints import add_pelvis_and_neck
 from pose2mesh.datasets.common import normalize_cropped_pose2d
 from pose2mesh.datasets.errors import DatasetError
 from pose2mesh.datasets.pw3d import PW3D, acceleration_error

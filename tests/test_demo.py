@@ -11,6 +11,8 @@ import pytest
 
 import pose2mesh.paths
 from pose2mesh import demo
+from pose2mesh.checkpoint import CheckpointError, find_run_config
+from pose2mesh.joints import add_pelvis_and_neck
 from pose2mesh.vis import load_obj_vertices, read_image, write_image
 
 REPO = Path(pose2mesh.paths.repo_root())
@@ -204,7 +206,7 @@ def test_pelvis_neck_and_multi_person_filters():
 
     rng = np.random.default_rng(0)
     coco17 = np.concatenate([rng.uniform(0, 200, (17, 2)), rng.uniform(0.5, 1, (17, 1))], 1)
-    full = demo.add_pelvis_neck(coco17)
+    full = add_pelvis_and_neck(coco17, score="product")
     names = get_joint_set("coco").names
     lh, rh = coco17[names.index("L_Hip")], coco17[names.index("R_Hip")]
     np.testing.assert_allclose(full[names.index("Pelvis")], [(lh[0] + rh[0]) / 2, (lh[1] + rh[1]) / 2, lh[2] * rh[2]])
@@ -308,10 +310,10 @@ def test_checkpoint_folders(tmp_path):
     assert demo.resolve_checkpoint(str(ck), "coco") == ck / "best.pth.tar"
     (ck / "final.pth.tar").write_bytes(b"x")
     assert demo.resolve_checkpoint(str(tmp_path / "exp_1"), "coco") == ck / "final.pth.tar"
-    assert demo.find_run_config(ck / "final.pth.tar") is None
+    assert find_run_config(ck / "final.pth.tar") is None
     (tmp_path / "exp_1" / "config.yaml").write_text("MODEL: {}\n")
-    assert demo.find_run_config(ck / "final.pth.tar") == tmp_path / "exp_1" / "config.yaml"
-    with pytest.raises(demo.DemoError, match="holds no final.pth.tar"):
+    assert find_run_config(ck / "final.pth.tar") == tmp_path / "exp_1" / "config.yaml"
+    with pytest.raises(CheckpointError, match="no final.pth.tar, best.pth.tar or checkpoint<N>.pth.tar in"):
         demo.resolve_checkpoint(str(tmp_path), "coco")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import paths
-from ..joints import (JOINT_SETS, MANO_FINGERTIP_VERTICES, MANO_ORIGINAL_JOINT_NAMES,
+from ..joints import (JOINT_SETS, add_pelvis_and_neck, MANO_FINGERTIP_VERTICES, MANO_ORIGINAL_JOINT_NAMES,
                       SMPL_FACE_KEYPOINT_VERTICES, remap_joints)
 from .model_file import BodyModelError, missing_file_error
 from .synthetic import ensure_synthetic_models
@@ -136,10 +136,7 @@ class SMPL:
             return _load_regressor(Path(self._regressor_paths["human36"]), 17, self.vertex_num, "Human3.6M")
         if name == "coco":
             coco = _load_regressor(Path(self._regressor_paths["coco"]), 17, self.vertex_num, "COCO")
-            names = JOINT_SETS["coco"].names
-            pelvis = (coco[names.index("L_Hip")] + coco[names.index("R_Hip")]) / 2
-            neck = (coco[names.index("L_Shoulder")] + coco[names.index("R_Shoulder")]) / 2
-            return np.concatenate([coco, pelvis[None], neck[None]]).astype(np.float32)
+            return add_pelvis_and_neck(coco).astype(np.float32)
         raise ValueError(f"no SMPL joint regressor for joint set {name!r} (expected smpl, smpl29, human36 or coco)")
 
     def __call__(self, pose: torch.Tensor, shape: torch.Tensor, trans: Optional[torch.Tensor] = None,

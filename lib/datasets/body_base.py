@@ -18,28 +18,12 @@ import numpy as np
 
 from .. import paths
 from ..coord_utils import cam2pixel
-from ..joints import get_joint_set
+from ..joints import add_pelvis_and_neck, get_joint_set
 from .common import PoseMeshDataset
 from .errors import DatasetError
 from .mesh_batch import MeshBatcher, run_smpl
 
-__all__ = ["LoaderBase", "add_pelvis_and_neck", "coco_regressor_19"]
-
-
-def add_pelvis_and_neck(joints: np.ndarray) -> np.ndarray:
-    """Append pelvis and neck (means of the hips and of the shoulders) to 17 COCO joints.
-
-    Args:
-        joints: ``(..., 17, C)``.
-    Returns:
-        ``(..., 19, C)`` in the ``coco`` joint set's order.
-    """
-    coco = get_joint_set("coco")
-    lhip, rhip = coco.index("L_Hip"), coco.index("R_Hip")
-    lsho, rsho = coco.index("L_Shoulder"), coco.index("R_Shoulder")
-    pelvis = (joints[..., lhip, :] + joints[..., rhip, :]) * 0.5
-    neck = (joints[..., lsho, :] + joints[..., rsho, :]) * 0.5
-    return np.concatenate([joints, pelvis[..., None, :], neck[..., None, :]], axis=-2)
+__all__ = ["LoaderBase", "coco_regressor_19"]
 
 
 def coco_regressor_19(regressor: np.ndarray) -> np.ndarray:
@@ -160,7 +144,7 @@ class LoaderBase(PoseMeshDataset):
         joints, joint_set = (coco_cam, self.coco) if self.joint_set.name == "coco" else (h36m_cam, self.h36m)
         return joints, joints - joints[joint_set.root], verts - h36m_cam[self.h36m.root]
 
-    def _model_joint_samples(self, idx: np.ndarray) -> List:
+    def _model_joint_samples(self, idx: np.ndarray, draws: Optional[Sequence[int]] = None) -> List:
         """Samples whose input joints are the body model's own (SMPL for SURREAL, MANO for
         FreiHAND): camera-frame joints projected with ``db`` 'focal' / 'princpt', or the
         ``detections`` where loaded; lift and mesh relative to the model's root joint; the
@@ -169,6 +153,7 @@ class LoaderBase(PoseMeshDataset):
         verts, joints = self.meshes.get(idx)
         use_model_joints = self.target_joint_set.name == self.body
         reg = None if use_model_joints else self.target_from_mesh(verts)
+        rngs = self.sample_rngs(idx, draws)
         out = []
         for k, i in enumerate(idx):
             root = joints[k, 0]
@@ -178,7 +163,7 @@ class LoaderBase(PoseMeshDataset):
                 det = None
             else:
                 joint_img = det = self.detections[i]
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=verts[k] - root,
+            out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=verts[k] - root,
                                      reg_pose3d=lift if use_model_joints else reg[k], detection=det))
         return out
 
@@ -209,7 +194,17 @@ class LoaderBase(PoseMeshDataset):
         """Several samples at once (the body model runs once for all of them)."""
         return self._samples([int(i) for i in indices])
 
-    def _samples(self, indices: List[int]) -> List:
+    def draw_items(self, indices: Sequence[int], draws: Sequence[int]) -> List:
+        """Several samples at once, their random streams keyed on ``draws`` (the mixer's
+        positions, see :meth:`~pose2mesh.datasets.common.PoseMeshDataset.sample_rng`)."""
+        n = len(self)
+        for i in indices:
+            if not 0 <= int(i) < n:
+                raise IndexError(f"{self.name}: index {i} out of range for {n} samples")
+        return self._samples([int(i) for i in indices], [int(d) for d in draws])
+
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
+        """The samples ``indices``; random streams keyed on ``draws`` when given (else on the index)."""
         raise NotImplementedError
 
     # ---- evaluation helpers ------------------------------------------------------------------

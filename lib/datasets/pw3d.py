@@ -19,7 +19,8 @@ neck added, or with ``use_gt_input`` the projection of the COCO joints regressed
 mesh. With ``use_gt_input`` (or in training) the Human3.6M joint set can be used too. In
 training with ``use_gt_input: False`` the detector-error synthesis of the other datasets applies
 and no detection file is read (the original fed the detections in training as well, from a
-``darkpose_3dpw_trainset_output.json`` its README does not list).
+``darkpose_3dpw_trainset_output.json`` its README does not list). No augmentation in training:
+the original's loader set ``rot, flip = 0, 0`` whatever ``AUG`` said.
 
 Evaluation (:meth:`PW3D.evaluate`) prints the original's figures, plus PA-MPVPE and the
 acceleration error that the original computed in commented-out code and never printed.
@@ -34,7 +35,8 @@ import numpy as np
 from ..coord_utils import cam2pixel, process_bbox
 from .annotation_io import (as_array, coco_index, read_detections, read_intrinsics, read_json, read_smpl_param, require,
                             stack_rows)
-from .body_base import LoaderBase, add_pelvis_and_neck
+from ..joints import add_pelvis_and_neck
+from .body_base import LoaderBase
 from .common import per_sample_mesh_errors, per_sample_joint_errors, write_result_json
 from .errors import DatasetError
 from .mesh_batch import normalize_gender
@@ -76,6 +78,8 @@ class PW3D(LoaderBase):
 
     name = "PW3D"
     input_joint_sets = ("coco", "human36")
+    # the original's 3DPW loader sets rot, flip = 0, 0: AUG.flip / rotate_factor are ignored
+    augmented = False
 
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
                  mesh_cache_mb: float = 2048, subset: Optional[str] = None):
@@ -127,15 +131,16 @@ class PW3D(LoaderBase):
                               fields="annotation_id, keypoints", convert=int)
         return add_pelvis_and_neck(det)
 
-    def _samples(self, indices: List[int]) -> List:
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
+        rngs = self.sample_rngs(idx, draws)
         out = []
         for k, i in enumerate(idx):
             f, c = self.db["focal"][i], self.db["princpt"][i]
             joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
             joint_img = cam2pixel(joints, f, c)[:, :2]
             det = self.detections[i] if self.detections is not None else None
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
+            out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
                                      detection=det))
         return out
 

@@ -51,11 +51,6 @@ class GraphSet:
     perm_reverse: np.ndarray
     vertex_num: int
 
-    @property
-    def unpermute_index(self) -> torch.Tensor:
-        """Indices taking the padded, permuted model output back to mesh vertex order."""
-        return torch.as_tensor(np.asarray(self.perm_reverse)[: self.vertex_num], dtype=torch.long)
-
 
 def build_graphs(mesh_model, joint_set: JointSet) -> GraphSet:
     from ..graph_utils import build_coarse_graphs
@@ -76,7 +71,8 @@ def build_model(cfg: Config, joint_set: JointSet, graphs: Optional[GraphSet]) ->
 
     return pose2mesh_net.get_model(joint_set.num_joints, graphs.laplacians, hid_dim=cfg.MODEL.posenet_hid_dim,
                                    channel_divisor=cfg.MODEL.meshnet_channel_divisor,
-                                   p_dropout=cfg.MODEL.posenet_dropout)
+                                   p_dropout=cfg.MODEL.posenet_dropout,
+                                   graph_perm_reverse=graphs.perm_reverse, num_vertices=graphs.vertex_num)
 
 
 def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:

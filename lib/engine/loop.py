@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..config import Config
+from ..coord_utils import regress_joints
 from ..device import move_to
 from . import distributed as dist_utils
 from ..errors import Pose2MeshError
@@ -52,7 +53,7 @@ class StageOutputs:
 class MeshCriterion(torch.nn.Module):
     """The Pose2Mesh loss terms, by name. Faces and the joint regressor are given once."""
 
-    def __init__(self, cfg: Config, face: np.ndarray, joint_regressor: np.ndarray, unpermute: torch.Tensor):
+    def __init__(self, cfg: Config, face: np.ndarray, joint_regressor: np.ndarray):
         super().__init__()
         from ..losses import CoordLoss, EdgeLengthLoss, NormalVectorLoss
 
@@ -60,7 +61,6 @@ class MeshCriterion(torch.nn.Module):
         self.normal = NormalVectorLoss(face)
         self.edge = EdgeLengthLoss(face)
         self.register_buffer("joint_regressor", torch.as_tensor(joint_regressor, dtype=torch.float32), persistent=False)
-        self.register_buffer("unpermute", unpermute.clone(), persistent=False)
         self.w_normal = cfg.MODEL.normal_loss_weight
         self.w_edge = cfg.MODEL.edge_loss_weight
         self.w_joint = cfg.MODEL.joint_loss_weight
@@ -68,8 +68,8 @@ class MeshCriterion(torch.nn.Module):
 
     def predict(self, model: torch.nn.Module, pose2d: torch.Tensor) -> StageOutputs:
         mesh_padded, lifted = model(pose2d)  # B x V_padded x 3, B x J x 3
-        mesh = mesh_padded[:, self.unpermute, :]  # B x V x 3
-        regressed = torch.matmul(self.joint_regressor[None], mesh * 1000)  # B x J' x 3
+        mesh = _unwrap(model).to_body_vertices(mesh_padded)  # B x V x 3
+        regressed = regress_joints(self.joint_regressor, mesh * 1000)  # B x J' x 3
         return StageOutputs(mesh, lifted, regressed)
 
     def forward(self, out: StageOutputs, targets: Dict[str, torch.Tensor], meta: Dict[str, torch.Tensor],

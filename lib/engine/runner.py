@@ -128,28 +128,13 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-_CKPT_RE = re.compile(r"^checkpoint(\d+)\.pth\.tar$")
-
-
-def _checkpoint_candidates(folder: Path) -> List[Path]:
-    """Checkpoints of a run's checkpoint/ folder, newest epoch first (final before checkpointN)."""
-    numbered = []
-    for p in folder.glob("checkpoint*.pth.tar"):
-        m = _CKPT_RE.match(p.name)
-        if m:
-            numbered.append((int(m.group(1)), p))
-    out = [p for _, p in sorted(numbered, reverse=True)]
-    final = folder / "final.pth.tar"
-    return ([final] if final.is_file() else []) + out
-
-
 def find_resume_checkpoint(path: Optional[str], experiment_root: Path) -> tuple[dict, Path, RunDir]:
     """The newest checkpoint that loads completely, its path, and the run folder to write on into.
 
     ``path`` may be a .pth.tar file, a run folder, or its checkpoint/ folder; empty means the
     newest run folder under ``experiment_root`` that has a checkpoint.
     """
-    from ..checkpoint import CheckpointError, check_resumable, load_checkpoint
+    from ..checkpoint import CheckpointError, check_resumable, checkpoint_candidates, load_checkpoint
 
     if path:
         p = Path(path)
@@ -158,16 +143,16 @@ def find_resume_checkpoint(path: Optional[str], experiment_root: Path) -> tuple[
             ckpt_dir = p.parent
         elif p.is_dir():
             ckpt_dir = p / "checkpoint" if (p / "checkpoint").is_dir() else p
-            candidates = _checkpoint_candidates(ckpt_dir)
+            candidates = checkpoint_candidates(ckpt_dir)
         else:
             raise FileNotFoundError(f"--resume_training: {path} does not exist (expected a run folder or a .pth.tar)")
     else:
         runs = sorted((d for d in experiment_root.glob("exp_*") if (d / "checkpoint").is_dir()
-                       and _checkpoint_candidates(d / "checkpoint")), key=lambda d: d.stat().st_mtime, reverse=True)
+                       and checkpoint_candidates(d / "checkpoint")), key=lambda d: d.stat().st_mtime, reverse=True)
         if not runs:
             raise FileNotFoundError(f"--resume_training: no run folder with a checkpoint under {experiment_root}")
         ckpt_dir = runs[0] / "checkpoint"
-        candidates = _checkpoint_candidates(ckpt_dir)
+        candidates = checkpoint_candidates(ckpt_dir)
     if not candidates:
         raise FileNotFoundError(f"--resume_training: no checkpoint*.pth.tar in {ckpt_dir}")
     problems = []
@@ -209,26 +194,6 @@ def checkpoint_state(epoch: int, model, optimizer, scheduler, train_log, test_lo
             "global_step": int(global_step)}
 
 
-def _weights_file(path: str, prefer_best: bool) -> Path:
-    """A checkpoint file from a file or folder path, as the original's load_checkpoint picked it
-    (PoseNet: best.pth.tar first; Pose2Mesh: final.pth.tar first)."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        folder = p / "checkpoint" if (p / "checkpoint").is_dir() else p
-        order = ["best.pth.tar", "final.pth.tar"] if prefer_best else ["final.pth.tar", "best.pth.tar"]
-        for name in order:
-            if (folder / name).is_file():
-                return folder / name
-        cands = _checkpoint_candidates(folder)
-        if cands:
-            return cands[0]
-        raise FileNotFoundError(f"no best.pth.tar, final.pth.tar or checkpointN.pth.tar in {folder}")
-    raise FileNotFoundError(f"checkpoint {path} does not exist (download the original release's weights into "
-                            f"experiment/ as its README says, or train one with main/train.py)")
-
-
 # ----------------------------------------------------------------------------- shared set-up
 class _Stage:
     """What train and test share: device, mesh model, graphs, model, criterion."""
@@ -248,11 +213,8 @@ class _Stage:
         self.target_root = target_set.root
         self.joint_regressor = self.mesh_model.joint_regressor(target_set.name) if self.is_mesh else None
         self.model = builders.build_model(cfg, self.joint_set, self.graphs).to(self.device)
-        if self.is_mesh:  # evaluation computes only the vertices that reach real mesh vertices
-            self.model.pose2mesh.set_padding_skip(self.graphs.perm_reverse[: self.graphs.vertex_num])
         if self.is_mesh:
-            self.criterion = MeshCriterion(cfg, self.mesh_model.face, self.joint_regressor,
-                                           self.graphs.unpermute_index).to(self.device)
+            self.criterion = MeshCriterion(cfg, self.mesh_model.face, self.joint_regressor).to(self.device)
         else:
             self.criterion = LiftCriterion().to(self.device)
         self.workers = max(0, min(cfg.DATASET.workers, os.cpu_count() or 1))
@@ -282,9 +244,9 @@ class _Stage:
 
 
 def _load_posenet_into(stage: _Stage, path: str) -> None:
-    from ..checkpoint import load_checkpoint, load_model_weights
+    from ..checkpoint import load_checkpoint, load_model_weights, resolve_weights
 
-    file = _weights_file(path, prefer_best=True)
+    file = resolve_weights(path, prefer="best")
     state = load_checkpoint(file)
     load_model_weights(stage.model.pose_lifter, state, strict=True)
     log.info("PoseNet weights loaded from %s", file)
@@ -483,9 +445,9 @@ def _test(args) -> int:
     _setup_logging(args.debug, None)
     builders.seed_everything(args.seed)
     stage = _Stage(cfg, args, for_training=False)
-    from ..checkpoint import load_checkpoint, load_model_weights
+    from ..checkpoint import load_checkpoint, load_model_weights, resolve_weights
 
-    weights = _weights_file(args.weights or cfg.TEST.weight_path, prefer_best=not stage.is_mesh)
+    weights = resolve_weights(args.weights or cfg.TEST.weight_path, prefer="final" if stage.is_mesh else "best")
     state = load_checkpoint(weights)
     load_model_weights(stage.model, state, strict=True)
     log.info("weights: %s (epoch %s)", weights, state.get("epoch", "?"))

@@ -6,8 +6,9 @@ State_dict keys are the original's ``FlatPose2Mesh``: ``pose_lifter.*`` (PoseNet
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,8 +20,11 @@ __all__ = ["Pose2Mesh", "get_model"]
 class Pose2Mesh(nn.Module):
     """pose2d (B x J x 2) -> (mesh B x V_padded x 3 in metres, pose3d B x J x 3 in mm).
 
-    The mesh is in the coarsening's padded, permuted vertex order; index it with
-    ``graph_perm_reverse[:num_vertices]`` for the body model's order.
+    The mesh is in the coarsening's padded, permuted vertex order. :meth:`set_vertex_order`
+    (done by :func:`get_model` when it is given ``graph_perm_reverse``) records the index
+    ``graph_perm_reverse[:num_vertices]``; :meth:`to_body_vertices` then takes the output to the
+    body model's vertex order. The index is a non-persistent buffer: state_dict keys are the
+    original's.
     """
 
     def __init__(self, pose_lifter: posenet.PoseNet, mesh_net: meshnet.MeshNet):
@@ -31,6 +35,38 @@ class Pose2Mesh(nn.Module):
         self.num_joint = pose_lifter.num_joint
         self.pose_lifter = pose_lifter
         self.pose2mesh = mesh_net
+        self.register_buffer("vertex_index", None, persistent=False)
+
+    def set_vertex_order(self, perm_reverse, num_vertices: int, padding_skip: bool = True) -> None:
+        """Record where each body-model vertex sits in the padded output.
+
+        Args:
+            perm_reverse: ``graph_perm_reverse`` of :func:`pose2mesh.graph_utils.build_coarse_graphs`.
+            num_vertices: vertices of the body model (6,890 SMPL, 778 MANO).
+            padding_skip: also switch on MeshNet's evaluation fast path, which computes only the
+                rows that reach these vertices (training always runs the full graph).
+        """
+        index = torch.as_tensor(np.asarray(perm_reverse)[:num_vertices], dtype=torch.long)
+        if index.numel() != num_vertices:
+            raise ValueError(f"set_vertex_order: perm_reverse has {index.numel()} entries, fewer than the "
+                             f"{num_vertices} vertices")
+        device = next(self.parameters()).device
+        self.vertex_index = index.to(device)
+        self.pose2mesh.set_padding_skip(index if padding_skip else None)
+
+    @property
+    def num_vertices(self) -> int:
+        """Vertices of the body model (after :meth:`set_vertex_order`)."""
+        if self.vertex_index is None:
+            raise RuntimeError("Pose2Mesh.num_vertices: call set_vertex_order(perm_reverse, num_vertices) first")
+        return int(self.vertex_index.numel())
+
+    def to_body_vertices(self, mesh_padded: torch.Tensor) -> torch.Tensor:
+        """The padded, permuted output ``(B, V_padded, 3)`` -> ``(B, V, 3)`` in body-model order."""
+        if self.vertex_index is None:
+            raise RuntimeError("Pose2Mesh.to_body_vertices: call set_vertex_order(perm_reverse, num_vertices) "
+                               "first (get_model does when given graph_perm_reverse)")
+        return mesh_padded.index_select(1, self.vertex_index)
 
     def forward(self, pose2d: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         J = self.num_joint
@@ -43,7 +79,8 @@ class Pose2Mesh(nn.Module):
 
 
 def get_model(num_joint: int, graph_L: Sequence, hid_dim: int = 4096, channel_divisor: int = 1,
-              p_dropout: float = 0.5, sparse_layout: str = "coo") -> Pose2Mesh:
+              p_dropout: float = 0.5, sparse_layout: str = "coo", graph_perm_reverse=None,
+              num_vertices: Optional[int] = None) -> Pose2Mesh:
     """The original's ``pose2mesh_net.get_model(num_joint, graph_L)``.
 
     Args:
@@ -54,7 +91,14 @@ def get_model(num_joint: int, graph_L: Sequence, hid_dim: int = 4096, channel_di
         channel_divisor: divides every MeshNet hidden channel (1 = the original).
         p_dropout: PoseNet dropout (the original: 0.5).
         sparse_layout: Laplacian buffer layout, ``'coo'`` or ``'csr'``.
+        graph_perm_reverse, num_vertices: when given, :meth:`Pose2Mesh.set_vertex_order` is
+            called with them (body-model vertex order and the evaluation padding skip).
     """
     lifter = posenet.get_model(num_joint, hid_dim=hid_dim, num_layer=2, p_dropout=p_dropout)
     mesh_net = meshnet.get_model(2 + 3, 3, graph_L, channel_divisor=channel_divisor, sparse_layout=sparse_layout)
-    return Pose2Mesh(lifter, mesh_net)
+    model = Pose2Mesh(lifter, mesh_net)
+    if graph_perm_reverse is not None:
+        if num_vertices is None:
+            raise ValueError("get_model: graph_perm_reverse needs num_vertices")
+        model.set_vertex_order(graph_perm_reverse, num_vertices)
+    return model
