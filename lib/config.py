@@ -45,6 +45,10 @@ class DatasetConfig:
     # ours: 'official' reads the user's SMPL/MANO files and the original's regressors;
     # 'synthetic' uses the generated synthetic body and hand (numbers are not paper numbers)
     body_model: str = "official"
+    # ours: MuCo's fitting check against the annotated MuCo joints. The original compared the
+    # mesh-regressed Human3.6M joints with themselves re-indexed as MuCo joints, which in practice
+    # marks every MuCo target invalid in Pose2Mesh mode (False: that check, as the released models)
+    muco_check_fit_against_annotation: bool = False
 
 
 @dataclass
@@ -90,6 +94,9 @@ class TrainConfig:
 class AugConfig:
     flip: bool = False
     rotate_factor: float = 0.0
+    # ours: rotate the mesh and mesh-joint targets with the input (False: the original, which
+    # rotated only the lifted joints)
+    rotate_mesh_targets: bool = False
 
 
 @dataclass

@@ -373,11 +373,15 @@ def write_muco(data_dir, smpl, seed: int = 3) -> Dict:
 # --------------------------------------------------------------------------------------------
 
 def write_amass(data_dir, smpl, seed: int = 4, num_frames: int = 121) -> Dict:
-    """``AMASS/data/cmu/01/01_01_poses.npz`` (CMU: every 60th frame, four virtual cameras) and a
-    non-CMU sub-dataset the loader must ignore."""
+    """``AMASS/data/cmu/01/01_01_poses.npz`` (CMU: every 60th frame, four virtual cameras), a BMLrub
+    sequence (every 10th frame) that only PoseNet mode reads, and a sub-dataset no mode reads.
+
+    Returns ``count`` (Pose2Mesh mode: CMU) and ``posenet_count`` (PoseNet mode: CMU and BMLrub).
+    """
     rng = np.random.default_rng(seed)
     base = Path(data_dir) / "AMASS" / "data"
-    for sub, seq, name in (("cmu", "01", "01_01"), ("BMLrub", "rub001", "0001_treadmill")):
+    for sub, seq, name in (("cmu", "01", "01_01"), ("BMLrub", "rub001", "0001_treadmill"),
+                           ("KIT", "3", "walking_poses")):
         folder = base / sub / seq
         folder.mkdir(parents=True, exist_ok=True)
         poses = np.zeros((num_frames, 156))
@@ -386,8 +390,8 @@ def write_amass(data_dir, smpl, seed: int = 4, num_frames: int = 121) -> Dict:
         np.savez(folder / f"{name}_poses.npz", poses=poses, trans=np.zeros((num_frames, 3)),
                  betas=rng.normal(0, 0.5, 16), gender=np.array("male"), dmpls=np.zeros((num_frames, 8)),
                  mocap_framerate=np.array(120.0))
-    frames = len(range(0, num_frames, 60))
-    return {"count": frames * 4}
+    cmu, bml = len(range(0, num_frames, 60)), len(range(0, num_frames, 10))
+    return {"count": cmu * 4, "posenet_count": (cmu + bml) * 4}
 
 
 # --------------------------------------------------------------------------------------------

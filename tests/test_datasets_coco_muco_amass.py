@@ -35,7 +35,8 @@ CLASSES = {"COCO": COCO, "MuCo": MuCo, "AMASS": AMASS}
 def test_schema_both_modes(data, smpl, name, mode, input_set, use_gt_input):
     ds = CLASSES[name]("train", make_cfg(mode, input_set, use_gt_input=use_gt_input), data_dir=data[0],
                        mesh_model=smpl)
-    assert len(ds) == data[1][name]["count"]
+    count = data[1][name].get("posenet_count" if mode == "posenet" else "count", data[1][name]["count"])
+    assert len(ds) == count
     joints = 19 if input_set == "coco" else 17
     for sample in ds.__getitems__(list(range(len(ds)))):
         check_sample(sample, mode, joints, 17, smpl.vertex_num)
@@ -71,15 +72,24 @@ def test_coco_weak_perspective_projection(data, smpl):
 
 
 def test_muco_closest_person_nan_and_fitting_check(data, smpl):
-    ds = MuCo("train", make_cfg(), data_dir=data[0], mesh_model=smpl)
+    cfg = make_cfg()
+    cfg.DATASET.muco_check_fit_against_annotation = True
+    ds = MuCo("train", cfg, data_dir=data[0], mesh_model=smpl)
     assert list(ds.db["annot_id"]) == [0, 2]  # images 3 (NaN fit) and 4 (no fit) skipped; person 0 is closest
     bad = data[1]["MuCo"]["bad_fit_index"]
     errors = ds.fitting_error(ds.meshes.get([0, 1])[0], ds.db["joint_cam"])
     assert errors[1 - bad] < 1.0 and errors[bad] > 45.0
     for i in range(len(ds)):
         assert ds[i][2]["mesh_valid"].min() == (0.0 if i == bad else 1.0)
-    posenet = MuCo("train", make_cfg("posenet"), data_dir=data[0], mesh_model=smpl)
+    cfg = make_cfg("posenet")
+    cfg.DATASET.muco_check_fit_against_annotation = True
+    posenet = MuCo("train", cfg, data_dir=data[0], mesh_model=smpl)
     assert posenet[bad][2]["lift_pose3d_valid"].min() == 1.0
+    # the original's check (the default) rejects every sample in Pose2Mesh mode, none in PoseNet mode
+    default = MuCo("train", make_cfg(), data_dir=data[0], mesh_model=smpl)
+    assert all(default[i][2]["mesh_valid"].max() == 0.0 for i in range(len(default)))
+    default_posenet = MuCo("train", make_cfg("posenet"), data_dir=data[0], mesh_model=smpl)
+    assert all(default_posenet[i][2]["lift_pose3d_valid"].min() == 1.0 for i in range(len(default_posenet)))
 
 
 def test_muco_input_is_projection(data, smpl):
@@ -91,14 +101,34 @@ def test_muco_input_is_projection(data, smpl):
     np.testing.assert_allclose(inputs["pose2d"], normalize_cropped_pose2d(proj, ds.input_shape), atol=1e-4)
 
 
+def test_amass_sub_datasets_by_mode():
+    """The original's last loader: CMU for Pose2Mesh, CMU and BML for PoseNet; its frame rates."""
+    from pose2mesh.datasets.amass import sampling_ratio, sub_datasets
+
+    assert sub_datasets("pose2mesh_net") == ("cmu",) and sub_datasets("posenet") == ("cmu", "bml")
+    assert [sampling_ratio(n) for n in ("CMU", "BMLrub", "BMLmovi", "MPI_mosh", "KIT")] == [60, 10, 10, 10, 5]
+
+
+def test_amass_posenet_reads_bml(data, smpl):
+    ds = AMASS("train", make_cfg("posenet", input_set="human36"), data_dir=data[0], mesh_model=smpl)
+    sources = set(ds.db["source"])
+    assert any("BMLrub" in s for s in sources) and any("/cmu/" in s for s in sources)
+    assert not any("KIT" in s for s in sources)
+    bml = np.array(["BMLrub" in s for s in ds.db["source"]])
+    assert list(ds.db["frame"][bml]) == list(range(0, 121, 10))
+
+
 def test_amass_cmu_only_sampling_and_cameras(data, smpl):
     ds = AMASS("train", make_cfg(input_set="human36"), data_dir=data[0], mesh_model=smpl)
     assert all("cmu" in s for s in ds.db["source"]) and list(ds.db["frame"]) == [0, 60, 120]
+    # the original's last virtual camera: 10 m away, focal length 1500, principal point (500, 500)
+    np.testing.assert_array_equal(FOCAL, [1500, 1500])
+    np.testing.assert_array_equal(PRINCPT, [500, 500])
     verts, _ = ds.meshes.get(np.arange(4))
-    # one body seen by four cameras: the same shape up to a rotation
+    # one body seen by four cameras: the same shape up to a rotation (float32 vertices 10 m away)
     d0 = np.linalg.norm(verts[0] - verts[0].mean(0), axis=1)
     for k in range(1, 4):
-        np.testing.assert_allclose(np.linalg.norm(verts[k] - verts[k].mean(0), axis=1), d0, atol=1e-2)
+        np.testing.assert_allclose(np.linalg.norm(verts[k] - verts[k].mean(0), axis=1), d0, atol=0.05)
     for i in range(4):
         inputs, targets, _ = ds[i]
         h36m = ds.reg_h36m @ verts[i].astype(np.float64)

@@ -1,24 +1,28 @@
-"""AMASS, the CMU subset (the original's ``data/AMASS/dataset.py``, class AMASS_CMU).
+"""AMASS: CMU, and BMLrub / BMLmovi for PoseNet (the original's ``data/AMASS/dataset.py``, class
+AMASS_CMU, as of its last loader update).
 
 Files (``data/AMASS/data/``, see ``data/AMASS/README.md``)::
 
-    cmu/<subject>/<sequence>_poses.npz    AMASS SMPL+H archives: poses (T x 156), betas (16,), ...
+    CMU/<subject>/<sequence>_poses.npz    AMASS SMPL+H archives: poses (T x 156), betas (16,), ...
+    BMLrub/, BMLmovi/ (PoseNet only)      the same layout
 
-Training only. Every sub-dataset folder whose name contains ``cmu`` is read (the original
-tested the whole path, so a data folder under a path containing "cmu" took every sub-dataset);
-CMU is captured at 120 fps and subsampled every 60th frame (2 fps). Each kept frame is seen by
-the original's four virtual cameras: the rotations of the four Human3.6M cameras, the body 1 m
-in front (``t = (0, 0, 1)`` m, applied after the rotation about the pelvis), focal length 250
-and principal point (500, 500). The neutral body with the first 72 pose values (body joints)
-and the first 10 shape values; no translation. No fitting check (the meshes are the ground
-truth).
+Training only. The sub-dataset folders read are the original's (its final loader): those whose
+name contains ``CMU`` in Pose2Mesh mode, and those containing ``CMU`` or ``BML`` (BMLrub,
+BMLmovi) in PoseNet mode; matched without regard to case here, because the original README
+lists the folder as ``cmu`` while its loader tested for ``CMU``. Frames are subsampled per
+sub-dataset (CMU, 120 fps: every 60th frame; BMLrub, BMLmovi: every 10th). Each kept frame is
+seen by the original's four virtual cameras: the rotations of the four Human3.6M cameras, the
+body 10 m in front (``t = (0, 0, 10)`` m, applied after the rotation about the pelvis), focal
+length 1500 and principal point (500, 500). The neutral body with the first 72 pose values
+(body joints) and the first 10 shape values; no translation. No fitting check (the meshes are
+the ground truth).
 """
 from __future__ import annotations
 
 import logging
 import zipfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -27,11 +31,12 @@ from .body_base import LoaderBase
 from .errors import DatasetError
 from .mesh_batch import run_smpl
 
-__all__ = ["AMASS", "H36M_CAMERA_ROTATIONS"]
+__all__ = ["AMASS", "H36M_CAMERA_ROTATIONS", "sub_datasets", "sampling_ratio"]
 
 log = logging.getLogger(__name__)
 
-HINT = "download the AMASS CMU SMPL+H archives from https://amass.is.tue.mpg.de, see data/AMASS/README.md"
+HINT = ("download the AMASS SMPL+H archives (CMU; BMLrub, BMLmovi for PoseNet) from https://amass.is.tue.mpg.de, "
+        "see data/AMASS/README.md")
 
 # the rotations of the four Human3.6M cameras (the original's virtual cameras)
 H36M_CAMERA_ROTATIONS = np.array([
@@ -40,9 +45,15 @@ H36M_CAMERA_ROTATIONS = np.array([
     [[-0.91415495, -0.40277803, -0.04572295], [-0.04562341, 0.2143085, -0.97569996], [0.4027893, -0.8898549, -0.21428728]],
     [[0.91415626, -0.40060705, 0.06190599], [-0.05641001, -0.2769532, -0.9592262], [0.40141782, 0.8733905, -0.27577674]],
 ], dtype=np.float32)
-CAMERA_T = np.array([0.0, 0.0, 1.0], dtype=np.float32)  # metres
-FOCAL = np.array([250.0, 250.0], dtype=np.float32)
+CAMERA_T = np.array([0.0, 0.0, 10.0], dtype=np.float32)  # metres
+FOCAL = np.array([1500.0, 1500.0], dtype=np.float32)
 PRINCPT = np.array([500.0, 500.0], dtype=np.float32)
+
+
+def sub_datasets(mode: str):
+    """The name fragments of the sub-dataset folders read in ``mode`` (``MODEL.name``), as the
+    original: CMU for Pose2Mesh, CMU and BML for PoseNet (lower case, matched case-insensitively)."""
+    return ("cmu",) if mode == "pose2mesh_net" else ("cmu", "bml")
 
 
 def sampling_ratio(sub_dataset: str) -> int:
@@ -75,7 +86,8 @@ class AMASS(LoaderBase):
         if not base.is_dir():
             raise DatasetError(f"AMASS data folder not found: {base} ({HINT})")
         poses, shapes, sources, frames = [], [], [], []
-        for sub in sorted(p for p in base.iterdir() if p.is_dir() and "cmu" in p.name.lower()):
+        wanted = sub_datasets(self.mode)
+        for sub in sorted(p for p in base.iterdir() if p.is_dir() and any(w in p.name.lower() for w in wanted)):
             ratio = sampling_ratio(sub.name)
             for path in sorted(sub.glob("*/*_poses.npz")):
                 data = self._read_npz(path)
@@ -85,7 +97,9 @@ class AMASS(LoaderBase):
                 sources += [str(path)] * len(keep)
                 frames.append(keep)
         if not poses:
-            raise DatasetError(f"no AMASS CMU sequences (*/<sequence>_poses.npz) under {base}/<cmu folder> ({HINT})")
+            names = " or ".join(w.upper() for w in wanted)
+            raise DatasetError(f"no AMASS {names} sequences (*/<sequence>_poses.npz) under {base}/<{names} folder> "
+                               f"({HINT})")
         body = {"pose": np.concatenate(poses).astype(np.float32), "shape": np.concatenate(shapes).astype(np.float32),
                 "source": np.array(sources), "frame": np.concatenate(frames)}
         n_cam = len(H36M_CAMERA_ROTATIONS)
@@ -124,11 +138,12 @@ class AMASS(LoaderBase):
         joints_cam = np.matmul(joints[inverse] - root, Rt) + root + t
         return verts_cam.astype(np.float32), joints_cam.astype(np.float32)
 
-    def _samples(self, indices: List[int]) -> List:
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
+        rngs = self.sample_rngs(idx, draws)
         out = []
         for k, i in enumerate(idx):
             joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
             joint_img = cam2pixel(joints, FOCAL, PRINCPT)[:, :2]
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k]))
+            out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k]))
         return out

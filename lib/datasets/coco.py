@@ -17,7 +17,7 @@ average is invalid (every target of the sample, as the original, after I2L-MeshN
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -99,14 +99,15 @@ class COCO(LoaderBase):
         valid = self.db["keypoints_valid"][i] > 0
         return float(np.linalg.norm(ann[valid] - fit[valid], axis=-1).mean())
 
-    def _samples(self, indices: List[int]) -> List:
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
+        rngs = self.sample_rngs(idx, draws)
         out = []
         for k, i in enumerate(idx):
             coco_img = self.project(coco_cam[k], i)
             joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
             joint_img = self.project(joints, i)
             valid = 0.0 if self.fitting_error(i, coco_img, get_bbox(joint_img)) > self.fitting_thr else 1.0
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
+            out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k],
                                      lift_valid=valid, mesh_valid=valid, reg_valid=valid))
         return out

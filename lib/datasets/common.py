@@ -26,12 +26,12 @@ import json
 import math
 import os
 import tempfile
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from ..aug_utils import affine_transform, augm_params, j2d_processing, j3d_processing, rotate_3d
+from ..aug_utils import affine_transform, augm_params, flip_2d_joint, j2d_processing, j3d_processing, rotate_3d
 from ..coord_utils import get_bbox, process_bbox
 from ..joints import JointSet, get_joint_set
 
@@ -42,6 +42,7 @@ __all__ = ["MODES", "crop_pose2d", "normalize_cropped_pose2d", "normalize_pose2d
 
 MODES = ("posenet", "pose2mesh_net")
 SPLITS = ("train", "test")
+_DRAW_TAG = 0x6D6978  # marks a random-stream key that holds a mixer position
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -95,7 +96,14 @@ def normalize_pose2d(joint_img: np.ndarray, bbox: Sequence[float], input_shape: 
 
 
 def crop_area(bbox: Sequence[float], trans: np.ndarray) -> float:
-    """Area of the box in the crop frame (pixels^2): the ``area`` the COCO error model scales with."""
+    """Area (pixels^2) in the crop frame of the image box ``bbox`` mapped by ``trans``: the
+    ``area`` the COCO error model scales with.
+
+    The original's rule: the box's corners (x, y), (x + w, y), (x + w, y + h) are mapped, and the
+    area is the product of the two mapped side lengths. The original passes the *tight* box
+    around the 2D joints for Human3.6M, COCO and AMASS, and the aspect-expanded crop box only
+    for MuCo (see :attr:`PoseMeshDataset.error_area_box`).
+    """
     x, y, w, h = (float(v) for v in bbox)
     corners = affine_transform(np.array([[x, y], [x + w, y], [x + w, y + h]]), trans)
     return float(np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1]))
@@ -373,16 +381,30 @@ class PoseMeshDataset(torch.utils.data.Dataset):
         seed: base of every per-sample random stream (see :meth:`sample_rng`).
 
     Subclasses implement ``__len__`` and ``__getitem__`` (usually ``self.assemble(...)``) and
-    may override :meth:`evaluate` / :meth:`evaluate_joint` for dataset-specific protocols.
+    may override :meth:`evaluate` / :meth:`evaluate_joint` for dataset-specific protocols. A
+    subclass whose samples are random also implements ``draw_items(indices, draws)``: the samples
+    with their streams keyed on the mixer's positions (:meth:`sample_rng`); the mixer uses it.
     """
 
     name = "dataset"
+    # whether AUG.flip / AUG.rotate_factor apply in training (the original's FreiHAND and 3DPW
+    # loaders set ``rot, flip = 0, 0`` whatever the config says)
+    augmented = True
+    # the box whose area (mapped into the crop) scales the COCO error model: 'tight', the tight
+    # box around the 2D joints (the original's Human3.6M, COCO and AMASS loaders), or 'crop', the
+    # aspect-expanded crop box (its MuCo loader)
+    error_area_box = "tight"
+    # synthesized errors are added in the unflipped crop and flipped with the joints (the
+    # original's Human3.6M, COCO and AMASS loaders); False: added after the flip (its MuCo loader)
+    errors_before_flip = True
 
     def __init__(self, split: str, cfg, mesh_model=None, seed: int = 0):
         if split not in SPLITS:
             raise ValueError(f"{type(self).__name__}: unknown split {split!r} (expected one of {', '.join(SPLITS)})")
         if cfg.MODEL.name not in MODES:
             raise ValueError(f"{type(self).__name__}: unknown MODEL.name {cfg.MODEL.name!r}")
+        if self.error_area_box not in ("tight", "crop"):
+            raise ValueError(f"{type(self).__name__}: error_area_box must be 'tight' or 'crop'")
         self.split = split
         self.mode = cfg.MODEL.name
         self.joint_set: JointSet = get_joint_set(cfg.DATASET.input_joint_set)
@@ -390,8 +412,11 @@ class PoseMeshDataset(torch.utils.data.Dataset):
         self.mesh_model = mesh_model
         self.input_shape = tuple(int(v) for v in cfg.MODEL.input_shape)
         self.use_gt_input = bool(cfg.DATASET.use_gt_input)
-        self.flip_enabled = bool(cfg.AUG.flip)
-        self.rotate_factor = float(cfg.AUG.rotate_factor)
+        # AUG.flip and AUG.rotate_factor are read here, and only where the dataset takes
+        # augmentation (``augmented``): FreiHAND and 3DPW ignore them, as the original did
+        self.flip_enabled = bool(cfg.AUG.flip) and self.augmented
+        self.rotate_factor = float(cfg.AUG.rotate_factor) if self.augmented else 0.0
+        self.rotate_mesh_targets = bool(cfg.AUG.rotate_mesh_targets)
         self.seed = int(seed)
         self.epoch = 0
         if self.mode == "pose2mesh_net" and self.flip_enabled and self.is_train:
@@ -409,11 +434,28 @@ class PoseMeshDataset(torch.utils.data.Dataset):
         with non-persistent DataLoader workers the copies see it)."""
         self.epoch = int(epoch)
 
-    def sample_rng(self, index: int, stream: int = 0) -> np.random.Generator:
-        """The random stream of one sample: a function of (seed, split, epoch, index, stream) only,
-        so samples are reproducible whatever the worker or the order of access."""
-        split_code = SPLITS.index(self.split)
-        return np.random.default_rng(np.random.SeedSequence([self.seed, split_code, self.epoch, int(index), stream]))
+    def sample_rng(self, index: int, stream: int = 0, draw: Optional[int] = None) -> np.random.Generator:
+        """The random stream of one draw of sample ``index``.
+
+        A function of (seed, split, epoch, index, stream) and, when the sample is drawn through
+        the mixer (:class:`~pose2mesh.datasets.multiple.MultipleDatasets`), of ``draw``, the
+        mixer position that drew it: the mixer draws a smaller dataset's samples several times
+        per epoch, and each draw gets fresh augmentation and synthesized errors (the original
+        drew fresh random numbers for every draw). Streams do not depend on the worker or the
+        order of access, so a run and its resumption see the same samples.
+        """
+        key = [self.seed, SPLITS.index(self.split), self.epoch, int(index), int(stream)]
+        if draw is not None:
+            key += [_DRAW_TAG, int(draw)]
+        return np.random.default_rng(np.random.SeedSequence(key))
+
+    def sample_rngs(self, indices: Sequence[int], draws: Optional[Sequence[int]] = None) -> List[np.random.Generator]:
+        """:meth:`sample_rng` of each of ``indices``, keyed on ``draws`` (one per index) when given."""
+        if draws is None:
+            return [self.sample_rng(int(i)) for i in indices]
+        if len(draws) != len(indices):
+            raise ValueError(f"{type(self).__name__}: {len(indices)} indices but {len(draws)} draws")
+        return [self.sample_rng(int(i), draw=int(d)) for i, d in zip(indices, draws)]
 
     # ---- the shared pipeline ----------------------------------------------------------------
     def assemble(self, rng: np.random.Generator, joint_img: np.ndarray, lift_pose3d: np.ndarray,
@@ -435,31 +477,44 @@ class PoseMeshDataset(torch.utils.data.Dataset):
             bbox: the crop box; default the tight box around ``joint_img`` grown to the crop's
                 aspect ratio, as the original.
 
-        The in-plane rotation augmentation is applied to the mesh and regression targets too
-        (the original rotated only the lifted joints; every original YAML has
-        ``rotate_factor: 0``, where both agree). Flipping is refused in pose2mesh mode at
+        The steps, in the original's order: draw flip and rotation; crop and rotate; with
+        synthesized errors (training, ``use_gt_input`` False), add them in the crop frame, the
+        COCO model scaled by the area of :attr:`error_area_box` in the crop; flip the 2D joints
+        before or after that (:attr:`errors_before_flip`); rotate and flip the lifted joints.
+
+        The mesh and regression targets are rotated with the input only with
+        ``AUG.rotate_mesh_targets`` (the original rotated only the lifted joints; every original
+        YAML has ``rotate_factor: 0``, where both agree). Flipping is refused in pose2mesh mode at
         construction (a flipped mesh target needs a left/right vertex map).
         """
         joint_img = np.asarray(joint_img, dtype=np.float64)
+        tight_bbox = get_bbox(joint_img)
         if bbox is None:
-            bbox = process_bbox(get_bbox(joint_img), self.input_shape)
+            bbox = process_bbox(tight_bbox, self.input_shape)
             if bbox is None:
                 raise ValueError(f"{type(self).__name__}: degenerate 2D pose (its box has no area)")
         flip, rot = augm_params(self.is_train, self.flip_enabled, self.rotate_factor, rng)
         flip_pairs = self.joint_set.flip_pairs
-        crop, trans = crop_pose2d(joint_img, bbox, self.input_shape, rot, flip, flip_pairs)
+        width = _res(self.input_shape)[0]
+        crop, trans = crop_pose2d(joint_img, bbox, self.input_shape, rot)
+        if flip and not self.errors_before_flip:
+            crop = flip_2d_joint(crop, width, flip_pairs)
         if not self.use_gt_input:
             if self.is_train:
-                crop = synthesize_input_error(self.joint_set.name, crop, self.input_shape, crop_area(bbox, trans),
+                area_box = tight_bbox if self.error_area_box == "tight" else bbox
+                crop = synthesize_input_error(self.joint_set.name, crop, self.input_shape, crop_area(area_box, trans),
                                               rng, visibility)
             elif detection is not None:
                 crop = affine_transform(np.asarray(detection, dtype=np.float64)[:, :2], trans)
+        if flip and self.errors_before_flip:
+            crop = flip_2d_joint(crop, width, flip_pairs)
         pose2d = normalize_cropped_pose2d(crop, self.input_shape)
         lift = j3d_processing(lift_pose3d, rot, flip, flip_pairs)
         if self.mode == "posenet":
             return make_sample(self.mode, pose2d, lift, lift_valid)
-        mesh_m = rotate_3d(np.asarray(mesh_mm, dtype=np.float64), rot) / 1000.0
-        reg = rotate_3d(np.asarray(reg_pose3d, dtype=np.float64), rot)
+        target_rot = rot if self.rotate_mesh_targets else 0.0
+        mesh_m = rotate_3d(np.asarray(mesh_mm, dtype=np.float64), target_rot) / 1000.0
+        reg = rotate_3d(np.asarray(reg_pose3d, dtype=np.float64), target_rot)
         return make_sample(self.mode, pose2d, lift, lift_valid, mesh_m, reg, mesh_valid, reg_valid)
 
     # ---- evaluation -------------------------------------------------------------------------

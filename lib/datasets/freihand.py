@@ -14,7 +14,10 @@ Joint set ``mano`` (21 joints; the joint-graph links between fingers are the joi
 ``graph_pairs``). Training targets come from the MANO layer (millimetres): the root
 orientation rotated by the camera ``R``, translation ``t``, everything relative to the wrist.
 The input is the HRNet detection (the original used it in training too); ours also honours
-``use_gt_input: True`` in training with the projection of the MANO joints.
+``use_gt_input: True`` in training with the projection of the MANO joints. No augmentation:
+the original's loader set ``rot, flip = 0, 0`` whatever ``AUG`` said (and
+``posenet_manoJ_train_freihand.yml`` has ``flip: True``), so ``AUG.flip`` and
+``AUG.rotate_factor`` are ignored here too.
 
 Testing: the ground truth of the evaluation set is held by the FreiHAND server, so the test
 split has no targets (zeros, marked invalid) and :meth:`FreiHAND.evaluate` does not print
@@ -57,6 +60,8 @@ class FreiHAND(LoaderBase):
     index_field = "img_id"
     input_joint_sets = ("mano",)
     body = "mano"
+    # the original's FreiHAND loader sets rot, flip = 0, 0: AUG.flip / rotate_factor are ignored
+    augmented = False
 
     def __init__(self, data_split: str, cfg, data_dir=None, mesh_model=None, seed: int = 0,
                  mesh_cache_mb: float = 2048):
@@ -115,19 +120,19 @@ class FreiHAND(LoaderBase):
         pose = rotate_root(db["pose"][idx], db["R"][idx])
         return run_mano(self.mesh_model, pose, db["shape"][idx], db["t"][idx])
 
-    def _samples(self, indices: List[int]) -> List:
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx = np.asarray(indices, dtype=np.int64)
         out = []
         if not self.is_train:
             n_joints, n_verts = self.joint_set.num_joints, int(self.mesh_model.vertex_num)
-            for i in idx:
+            for i, rng in zip(idx, self.sample_rngs(idx, draws)):
                 det = self.detections[i]
-                out.append(self.assemble(self.sample_rng(int(i)), det, np.zeros((n_joints, 3)),
+                out.append(self.assemble(rng, det, np.zeros((n_joints, 3)),
                                          mesh_mm=np.zeros((n_verts, 3)),
                                          reg_pose3d=np.zeros((self.target_joint_set.num_joints, 3)),
                                          lift_valid=0.0, mesh_valid=0.0, reg_valid=0.0, detection=det))
             return out
-        return self._model_joint_samples(idx)
+        return self._model_joint_samples(idx, draws)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def _ordered(self, results: Mapping[str, np.ndarray], key: str):

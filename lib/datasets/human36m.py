@@ -189,7 +189,7 @@ class Human36M(LoaderBase):
         fit = fit - fit.mean(axis=1, keepdims=True) + gt.mean(axis=1, keepdims=True)
         return np.linalg.norm(gt - fit, axis=-1).mean(axis=1)
 
-    def _samples(self, indices: List[int]) -> List:
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx = np.asarray(indices, dtype=np.int64)
         verts, _ = self.meshes.get(idx)
         db = self.db
@@ -201,6 +201,7 @@ class Human36M(LoaderBase):
         # the regression target: the annotated joints, or another target set from the mesh
         use_annotated = self.target_joint_set.name == "human36"
         reg_targets = None if use_annotated else self.target_from_mesh(verts)
+        rngs = self.sample_rngs(idx, draws)
         out = []
         for k, i in enumerate(idx):
             f, c = db["focal"][i], db["princpt"][i]
@@ -218,7 +219,7 @@ class Human36M(LoaderBase):
             lift_valid = 0.0 if (bad_fit and self.joint_set.name == "coco") else 1.0
             detection = self.detections[i] if self.detections is not None else None
             reg = h36m_rel if use_annotated else reg_targets[k]
-            out.append(self.assemble(self.sample_rng(int(i)), joint_img, lift, mesh_mm=mesh, reg_pose3d=reg,
+            out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg,
                                      lift_valid=lift_valid, mesh_valid=mesh_valid, reg_valid=1.0,
                                      detection=detection))
         return out

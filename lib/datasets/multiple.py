@@ -8,6 +8,12 @@ copy. Without ``make_same_len`` the datasets are simply concatenated.
 
 Unlike the original (Python's global ``random``), the random choices are a function of
 ``(seed, epoch, i)``: reproducible, and the same in every DataLoader worker.
+
+A smaller dataset is drawn several times per epoch. The original drew fresh random numbers for
+every draw; here each draw's augmentation and synthesized errors are keyed on its mixture
+position ``i`` (a dataset's ``draw_items``), so two draws of the same sample in one epoch
+differ, while position ``i`` of epoch ``e`` is the same sample every time it is read (exact
+resume, any number of workers).
 """
 from __future__ import annotations
 
@@ -72,11 +78,13 @@ class MultipleDatasets(Dataset):
         return db, pos % n
 
     def __getitem__(self, index: int):
-        db, i = self.locate(index)
-        return self.datasets[db][i]
+        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> List:
-        """A batch, fetched per dataset in one call where a dataset supports batched access."""
+        """A batch, fetched per dataset in one call. A dataset with ``draw_items`` (every loader
+        of this package) keys each sample's random stream on its mixture position; others are
+        read with ``__getitems__`` or by index."""
+        indices = [int(i) for i in indices]
         where = [self.locate(i) for i in indices]
         out: List = [None] * len(where)
         for db_num, db in enumerate(self.datasets):
@@ -84,8 +92,14 @@ class MultipleDatasets(Dataset):
             if not slots:
                 continue
             local = [where[k][1] for k in slots]
+            draw_items = getattr(db, "draw_items", None)
             getitems = getattr(db, "__getitems__", None)
-            samples = getitems(local) if getitems else [db[i] for i in local]
+            if draw_items is not None:
+                samples = draw_items(local, [indices[k] for k in slots])
+            elif getitems is not None:
+                samples = getitems(local)
+            else:
+                samples = [db[i] for i in local]
             for k, sample in zip(slots, samples):
                 out[k] = sample
         return out

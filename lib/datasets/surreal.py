@@ -98,8 +98,8 @@ class SURREAL(LoaderBase):
         return read_detections(self._detection_path(), "SURREAL 2D detection file", HINT, "image_id",
                                self.db["img_id"], 24)
 
-    def _samples(self, indices: List[int]) -> List:
-        return self._model_joint_samples(np.asarray(indices, dtype=np.int64))
+    def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
+        return self._model_joint_samples(np.asarray(indices, dtype=np.int64), draws)
 
     PROTOCOL = ("SURREAL val set; MPJPE over the 24 SMPL joints regressed with the SMPL regressor from predicted and "
                 "ground-truth meshes, relative to the SMPL pelvis; MPVPE over all vertices after subtracting the "

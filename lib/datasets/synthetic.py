@@ -7,7 +7,7 @@ the official SMPL / MANO files when configured).
 Each sample ``i`` of a split is a pure function of ``(seed, split, i)``: its body pose, shape
 and camera come from its own random stream, and the train and test streams never overlap.
 Augmentation and synthesized 2D errors come from :meth:`PoseMeshDataset.sample_rng`, which
-also depends on the epoch (:meth:`set_epoch`).
+also depends on the epoch (:meth:`set_epoch`) and, through the mixer, on the draw.
 
 Bodies (``DATASET.synthetic_body: smpl``): per-joint axis-angle limits (components drawn
 around a neutral standing pose), a random heading about
@@ -26,7 +26,7 @@ in memory, which serves sequential access (testing) at batch speed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -229,9 +229,9 @@ class SyntheticDataset(PoseMeshDataset):
         data = self._chunk(index // self.chunk_size)
         return {k: v[index % self.chunk_size] for k, v in data.items()}
 
-    def _assemble(self, index: int, raw: Mapping[str, np.ndarray]):
-        return self.assemble(self.sample_rng(index), raw["joint_img"], raw["lift_pose3d"], mesh_mm=raw["mesh"],
-                             reg_pose3d=raw["reg_pose3d"])
+    def _assemble(self, index: int, raw: Mapping[str, np.ndarray], draw: Optional[int] = None):
+        return self.assemble(self.sample_rng(index, draw=draw), raw["joint_img"], raw["lift_pose3d"],
+                             mesh_mm=raw["mesh"], reg_pose3d=raw["reg_pose3d"])
 
     def __getitem__(self, index: int):
         index = int(index)
@@ -241,12 +241,22 @@ class SyntheticDataset(PoseMeshDataset):
 
     def __getitems__(self, indices: Sequence[int]) -> List:
         """A whole batch with one mesh-model evaluation (the DataLoader calls this)."""
+        return self._batch(indices, None)
+
+    def draw_items(self, indices: Sequence[int], draws: Sequence[int]) -> List:
+        """A batch whose random streams are keyed on ``draws`` (the mixer's positions)."""
+        if len(draws) != len(indices):
+            raise ValueError(f"Synthetic: {len(indices)} indices but {len(draws)} draws")
+        return self._batch(indices, [int(d) for d in draws])
+
+    def _batch(self, indices: Sequence[int], draws: Optional[List[int]]) -> List:
         indices = [int(i) + self.size if int(i) < 0 else int(i) for i in indices]
         for i in indices:
             if not 0 <= i < self.size:
                 raise IndexError(f"Synthetic {self.split} index {i} out of range (size {self.size})")
         data = self.generate(indices)
-        return [self._assemble(i, {k: v[n] for k, v in data.items()}) for n, i in enumerate(indices)]
+        return [self._assemble(i, {k: v[n] for k, v in data.items()}, None if draws is None else draws[n])
+                for n, i in enumerate(indices)]
 
     # ---- evaluation (the base class's, labelled) -----------------------------------------------
     summary_label = " [synthetic data, not paper numbers]"
