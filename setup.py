@@ -17,6 +17,7 @@ setup(
         "pose2mesh.datasets",
         "pose2mesh.engine",
         "pose2mesh.body_models",
+        "pose2mesh.demo",
         "smplpytorch",
         "smplpytorch.pytorch",
         "manopth",

@@ -67,7 +67,7 @@ def bench_model(args) -> list:
 
     from pose2mesh.camera import fit_weak_perspective
     from pose2mesh.config import Config
-    from pose2mesh.demo import DemoModel
+    from pose2mesh.inference import Predictor
     from pose2mesh.device import select_device
     from pose2mesh.joints import get_joint_set
 
@@ -78,7 +78,7 @@ def bench_model(args) -> list:
     cfg.MODEL.posenet_hid_dim = args.hid_dim
     cfg.MODEL.meshnet_channel_divisor = args.divisor
     js = get_joint_set(args.joint_set)
-    dm = DemoModel(cfg, None, device)  # random weights: they do not change the time
+    dm = Predictor(cfg, None, device)  # random weights: they do not change the time
     params = sum(p.numel() for p in dm.model.parameters())
 
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import pytest
 
 import pose2mesh.paths
 from pose2mesh import demo
-from pose2mesh.checkpoint import CheckpointError, find_run_config
+from pose2mesh.checkpoint import CheckpointError, find_run_config, resolve_weights
 from pose2mesh.joints import add_pelvis_and_neck
 from pose2mesh.vis import load_obj_vertices, read_image, write_image
 
@@ -150,11 +150,11 @@ def test_fitted_render_covers_the_pose(h36_ckpt, tmp_path, monkeypatch):
     truth = MeshRenderer(640, 480, backend="software").render(
         [RenderMesh(world, smpl.face)], Intrinsics(f, f, *c), size=(640, 480)).mask
 
-    def fake_predict(self, poses):
+    def fake_forward(self, poses):
         mesh = (body - root)[None]
-        return demo.Prediction(mesh, np.einsum("jv,nvc->njc", reg, mesh), np.zeros((1, 17, 3)))
+        return mesh, np.einsum("jv,nvc->njc", reg, mesh), np.zeros((1, 17, 3))
 
-    monkeypatch.setattr(demo.DemoModel, "predict", fake_predict)
+    monkeypatch.setattr(demo.Predictor, "forward", fake_forward)
     bg = np.zeros((480, 640, 3), np.uint8)
     write_image(tmp_path / "black.png", bg)
     assert demo.main(["--gpu", "cpu", "--input_pose", str(tmp_path / "pose.npy"), "--input_img",
@@ -228,7 +228,7 @@ def test_float_input_is_not_truncated(h36_ckpt):
     from pose2mesh.config import load_config
 
     cfg = load_config(str(h36_ckpt.parent.parent / "config.yaml"))
-    model = demo.DemoModel(cfg, h36_ckpt, torch.device("cpu"))
+    model = demo.Predictor(cfg, h36_ckpt, torch.device("cpu"))
     pose = np.load(SINGLE_POSE).astype(np.float64)
     a, b = model.normalize(pose), model.normalize(pose + np.array([0.3, 0.0]) * (np.arange(17) % 2)[:, None])
     assert not np.allclose(a, b)
@@ -305,16 +305,16 @@ def test_checkpoint_folders(tmp_path):
     ck.mkdir(parents=True)
     for n in (2, 10, 9):
         (ck / f"checkpoint{n}.pth.tar").write_bytes(b"x")
-    assert demo.resolve_checkpoint(str(tmp_path / "exp_1"), "coco") == ck / "checkpoint10.pth.tar"
+    assert resolve_weights(str(tmp_path / "exp_1")) == ck / "checkpoint10.pth.tar"
     (ck / "best.pth.tar").write_bytes(b"x")
-    assert demo.resolve_checkpoint(str(ck), "coco") == ck / "best.pth.tar"
+    assert resolve_weights(str(ck)) == ck / "best.pth.tar"
     (ck / "final.pth.tar").write_bytes(b"x")
-    assert demo.resolve_checkpoint(str(tmp_path / "exp_1"), "coco") == ck / "final.pth.tar"
+    assert resolve_weights(str(tmp_path / "exp_1")) == ck / "final.pth.tar"
     assert find_run_config(ck / "final.pth.tar") is None
     (tmp_path / "exp_1" / "config.yaml").write_text("MODEL: {}\n")
     assert find_run_config(ck / "final.pth.tar") == tmp_path / "exp_1" / "config.yaml"
     with pytest.raises(CheckpointError, match="no final.pth.tar, best.pth.tar or checkpoint<N>.pth.tar in"):
-        demo.resolve_checkpoint(str(tmp_path), "coco")
+        resolve_weights(str(tmp_path))
 
 
 def test_obj_round_trip_and_subpixel_drawing(tmp_path):
