@@ -35,6 +35,14 @@ fi
 
 pip install -q -e ".[render,test]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import pose2mesh, smplpytorch, manopth" || { echo "[setup] the package did not install" >&2; exit 1; }
+# the optional offline detector (MediaPipe; Python 3.10-3.12). Its opencv-contrib-python and our
+# opencv-python-headless both install a cv2/ folder: the contrib copy is made whole again so that
+# cv2 is one consistent build (tests/test_requirements.py checks it)
+pip install -q -e ".[detector]" 2>&1 | grep -v "^WARNING: Location" || true
+if python -c "import importlib.metadata as m, cv2, sys; sys.exit(cv2.__version__ != m.version('opencv-contrib-python').rsplit('.', 1)[0] or not hasattr(cv2, 'ximgproc'))" 2>/dev/null; then :;
+elif python -c "import importlib.metadata as m; m.version('opencv-contrib-python')" 2>/dev/null; then
+  pip install -q --no-deps --force-reinstall "opencv-contrib-python==$(python -c "import importlib.metadata as m; print(m.version('opencv-contrib-python'))")" 2>&1 | grep -v "^WARNING: Location" || true
+fi
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 && ! ldconfig -p | grep -q libOSMesa; then
   echo "[setup] installing Debian's libosmesa6 for headless rendering"
