@@ -42,10 +42,10 @@ def init_distributed(use_cuda: bool) -> DistInfo:
         return _INFO
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if use_cuda:  # before the group: nccl's communicators and barriers use the current device
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
     _INFO = DistInfo(rank, world, local_rank)
     return _INFO
 
@@ -73,11 +73,14 @@ def all_gather_objects(obj: Any) -> List[Any]:
 
 
 def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean over ranks, on ``values``' device (nccl reduces CUDA tensors only: a CPU tensor
+    travels through this rank's GPU)."""
     if not _INFO.enabled:
         return values
-    values = values.clone()
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / _INFO.world_size
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else values.device
+    reduced = values.to(on, copy=True)
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return (reduced / _INFO.world_size).to(values.device)
 
 
 def cleanup() -> None:
