@@ -1,6 +1,8 @@
-"""Pose2Mesh demo: 3D meshes from 2D poses, rendered over the image.
+"""Pose2Mesh demo: 3D meshes from a photo, a video or 2D poses, rendered over the image.
 
-    python demo/run.py --gpu 0 --input_pose demo/h36m_joint_input.npy --joint_set human36 [--input_img IMG]
+    python demo/run.py --gpu 0 --input_pose demo/synthetic_pose_human36.npy --joint_set human36 [--input_img IMG]
+    python demo/run.py --gpu 0 --input_img PHOTO [--multi]          # 2D keypoints found by the built-in detector
+    python demo/run.py --gpu 0 --input_video VIDEO [--multi]        # tracked, smoothed meshes over every frame
 
 Run ``python demo/run.py --help`` for every option; the logic lives in :mod:`pose2mesh.demo`.
 """
