@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 import numpy as np
 import torch
 from torch import nn
-from .errors import Pose2MeshError
+from .errors import OutputError, Pose2MeshError
 
 __all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS", "resolve_weights",
            "checkpoint_candidates", "find_run_config", "newest_run_checkpoint",
@@ -80,7 +80,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     except OSError as err:
-        raise OSError(err.errno, f"cannot write the checkpoint {path}: {err.strerror or err}") from err
+        raise OutputError(err.errno, f"cannot write the checkpoint {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(dict(state), f)
@@ -93,7 +93,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
         except OSError:
             pass
         if isinstance(err, OSError):  # disk full, quota, I/O error: say which file, and that nothing is lost
-            raise OSError(err.errno, f"cannot write the checkpoint {path}: {err.strerror or err}; "
+            raise OutputError(err.errno, f"cannot write the checkpoint {path}: {err.strerror or err}; "
                                      "the checkpoints already written are intact") from err
         raise
     try:  # make the rename itself durable

@@ -17,12 +17,12 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from .errors import Pose2MeshError
 
-__all__ = ["ConfigError", "Config", "load_config", "config_to_dict", "save_config"]
+__all__ = ["ConfigError", "Config", "load_config", "apply_overrides", "config_to_dict", "save_config"]
 
 
 class ConfigError(Pose2MeshError, ValueError):
@@ -107,6 +107,9 @@ class TestConfig:
     vis: bool = False
     # ours: evaluate only the first N test samples (0 = all)
     max_samples: int = 0
+    # ours: also fit the body model (SMPL/MANO parameters) to every predicted mesh and evaluate
+    # the fitted meshes beside the raw predictions (test.py --fit)
+    fit: bool = False
 
 
 @dataclass
@@ -221,19 +224,25 @@ def _yaml_problem(err: "yaml.YAMLError") -> str:
     return problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "")
 
 
-def load_config(path: Optional[str] = None) -> Config:
-    """Read a YAML file over the defaults, validate it and return the configuration.
+def load_config(path: Optional[str] = None, overrides: Optional[Sequence[str]] = None) -> Config:
+    """Read a YAML file over the defaults, apply command-line overrides, validate, and return
+    the configuration.
 
     Args:
         path: a YAML file with any of the sections DATASET, MODEL, TRAIN, AUG, TEST; None for
             the defaults alone.
+        overrides: ``KEY VALUE`` pairs as on the command line, e.g.
+            ``["TRAIN.batch_size", "32", "DATASET.train_list", "[Human36M, COCO]"]``; each value
+            is read as YAML and checked like the file's.
 
     Raises:
         ConfigError: the file is missing, empty, not YAML, or holds an unknown section or key,
-            or a value of the wrong type.
+            or a value of the wrong type; an override is malformed or invalid.
     """
     cfg = Config()
     if path is None:
+        apply_overrides(cfg, overrides or ())
+        _validate(cfg)
         return cfg
     cfg.source = str(path)
     if not os.path.isfile(path):
@@ -248,8 +257,25 @@ def load_config(path: Optional[str] = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
     _merge(cfg, data, str(path))
+    apply_overrides(cfg, overrides or ())
     _validate(cfg)
     return cfg
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str]) -> None:
+    """Set ``SECTION.key value`` pairs (command-line order) on ``cfg``, validated like YAML."""
+    overrides = list(overrides)
+    if len(overrides) % 2:
+        raise ConfigError(f"config overrides come in KEY VALUE pairs; {overrides[-1]!r} has no value")
+    for key, text in zip(overrides[0::2], overrides[1::2]):
+        section, _, name = key.partition(".")
+        if not name or "." in name:
+            raise ConfigError(f"config override {key!r}: expected SECTION.key, e.g. TRAIN.batch_size")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config override {key} {text!r}: not a valid YAML value ({_yaml_problem(err)})") from None
+        _merge(cfg, {section: {name: value}}, "command line")
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:

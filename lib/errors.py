@@ -7,10 +7,15 @@ built-in base their callers already catch (``ValueError``, ``RuntimeError``) as 
 """
 from __future__ import annotations
 
-__all__ = ["Pose2MeshError"]
+__all__ = ["Pose2MeshError", "OutputError"]
 
 
 class Pose2MeshError(Exception):
     """Bad input or an impossible request, explained in the message. Exit code 2 by default."""
 
     exit_code: int = 2
+
+
+class OutputError(Pose2MeshError, OSError):
+    """An output (checkpoint, run folder, result file) that cannot be written: the message names
+    the file and why (disk full, permission, read-only)."""

@@ -6,7 +6,7 @@ import sys
 # order of magnitude; let them sleep instead (set before torch is imported; a user's value wins).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pose2mesh.engine.runner import test_main
+from pose2mesh.cli import test_main
 
 if __name__ == "__main__":
     sys.exit(test_main())

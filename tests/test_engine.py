@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from pose2mesh.config import load_config
-from pose2mesh.engine.runner import test_main as run_test_cli
-from pose2mesh.engine.runner import train_main
+from pose2mesh.cli import test_main as run_test_cli
+from pose2mesh.cli import train_main
 
 REPO = Path(__file__).resolve().parents[1]
 

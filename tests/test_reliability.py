@@ -26,8 +26,8 @@ import yaml
 
 from pose2mesh import checkpoint as ckpt_mod
 from pose2mesh.checkpoint import SAFE_GLOBALS, CheckpointError, load_checkpoint, save_checkpoint
-from pose2mesh.engine.runner import test_main as run_test_cli
-from pose2mesh.engine.runner import train_main
+from pose2mesh.cli import test_main as run_test_cli
+from pose2mesh.cli import train_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -249,7 +249,7 @@ def test_weights_of_another_architecture_list_the_keys_and_shapes(tmp_path, caps
 
 
 def test_resume_from_a_damaged_or_weights_only_checkpoint_is_one_line(tmp_path, capsys):
-    from pose2mesh.engine import runner
+    from pose2mesh.engine import trainer as runner
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("training started")
@@ -272,7 +272,8 @@ def test_resume_from_a_damaged_or_weights_only_checkpoint_is_one_line(tmp_path, 
 
 def test_resume_with_another_optimizer_is_one_line(tmp_path, capsys, monkeypatch):
     from pose2mesh.config import load_config
-    from pose2mesh.engine import builders, runner
+    from pose2mesh.engine import builders
+    from pose2mesh.engine import trainer as runner
     from pose2mesh.joints import get_joint_set
 
     def must_not_train(*args, **kwargs):
@@ -409,7 +410,8 @@ def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
 
 
 def test_disk_full_at_start_fails_before_training(tmp_path, capsys, monkeypatch):
-    from pose2mesh.engine import experiment, runner
+    from pose2mesh.engine import experiment
+    from pose2mesh.engine import trainer as runner
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -480,7 +482,7 @@ def test_disk_full_mid_training_leaves_the_last_checkpoint_newest(tmp_path, caps
 
 
 def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from pose2mesh.engine import runner
+    from pose2mesh.engine import trainer as runner
 
     real = runner.train_one_epoch
 

@@ -14,12 +14,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from ..config import Config, save_config
+from ..errors import OutputError
 from ..paths import experiment_dir, repo_root
 
-__all__ = ["RunDir", "create_run_dir", "open_run_dir", "check_writable"]
+__all__ = ["RunDir", "create_run_dir", "open_run_dir", "check_writable", "record_run", "attach_run_log",
+           "command_line", "set_entry_command"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def check_writable(folder: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as err:
-        raise OSError(f"cannot write to the experiment folder {folder}: {err.strerror or err}") from None
+        raise OutputError(f"cannot write to the experiment folder {folder}: {err.strerror or err}") from None
     finally:
         try:
             probe.unlink()
@@ -104,10 +106,52 @@ def _git_commit() -> str:
         return "unknown"
 
 
+_ENTRY_COMMAND: Optional[List[str]] = None
+
+
+def set_entry_command(argv: Optional[Sequence[str]]) -> None:
+    """Called by the command-line entry points with their script and arguments; None for a
+    Python caller."""
+    global _ENTRY_COMMAND
+    _ENTRY_COMMAND = list(argv) if argv is not None else None
+
+
+def command_line() -> str:
+    """This run's command line as a user would retype it: the ``torchrun`` line under torchrun
+    (process counts from its environment), else ``python <script> <args>``; a Python caller of
+    :mod:`pose2mesh.engine` is recorded as such."""
+    if _ENTRY_COMMAND is None:
+        return f"{shlex.quote(sys.executable)} (called from Python: pose2mesh.engine)"
+    words = [shlex.quote(a) for a in _ENTRY_COMMAND]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and "LOCAL_RANK" in os.environ:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        nodes = max(1, world // max(local, 1))
+        head = ["torchrun", f"--nproc_per_node={local}"] + ([f"--nnodes={nodes}"] if nodes > 1 else [])
+        return " ".join(head + words)
+    return " ".join([shlex.quote(sys.executable)] + words)
+
+
+def attach_run_log(run: RunDir) -> None:
+    """Copy the ``pose2mesh`` log into ``<run>/log.txt`` (replacing a previous run's handler)."""
+    import logging
+
+    logger = logging.getLogger("pose2mesh")
+    for h in [h for h in logger.handlers if getattr(h, "_pose2mesh_run_log", False)]:
+        logger.removeHandler(h)
+        h.close()
+    handler = logging.FileHandler(run.root / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler._pose2mesh_run_log = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
 def record_run(run: RunDir, cfg: Config) -> None:
     """Keep the resolved config, the command line and the git commit beside the checkpoints."""
     save_config(cfg, str(run.root / "config.yaml"))
     with open(run.root / "command.txt", "a", encoding="utf-8") as f:
-        f.write(" ".join(shlex.quote(a) for a in [sys.executable] + sys.argv) + "\n")
+        f.write(command_line() + "\n")
     with open(run.root / "git_commit.txt", "w", encoding="utf-8") as f:
         f.write(_git_commit() + "\n")

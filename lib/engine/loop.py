@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -204,22 +204,28 @@ def run_inference(model, criterion, loader: DataLoader, device: torch.device, ke
     return merged
 
 
-def running_errors(results: Dict[str, np.ndarray], joint_regressor: Optional[np.ndarray], root: int) -> Dict[str, float]:
-    """Per-sample mean errors (mm) used after every epoch: MPJPE of the joints that pick the best
-    checkpoint (regressed from the mesh for Pose2Mesh, lifted for PoseNet), and MPVPE.
+def running_errors(results: Dict[str, np.ndarray], joint_regressor: Optional[np.ndarray], root: int,
+                   eval_joints: Sequence[int] = ()) -> Dict[str, float]:
+    """Per-sample mean errors (mm) used after every epoch: MPJPE over the protocol's
+    ``eval_joints`` (all when empty) of the joints that pick the best checkpoint (regressed from
+    the mesh for Pose2Mesh, lifted for PoseNet), and MPVPE.
 
-    The original printed a mean of batch means here; these are per-sample means.
+    The original printed a mean of batch means here; these are per-sample means, computed as
+    the final evaluation computes them.
     """
     from ..datasets.common import per_sample_joint_errors, per_sample_mesh_errors
 
     for key in ("mesh_coord", "joint_coord"):
         if key in results and not np.isfinite(results[key]).all():
             raise NonFiniteLossError(f"non-finite test predictions ({key})")
+    eval_idx = list(eval_joints) or None
     if "mesh_coord" in results and joint_regressor is not None:
-        errors = per_sample_mesh_errors(results["mesh_coord"], results["mesh_coord_target"], joint_regressor, root)
+        errors = per_sample_mesh_errors(results["mesh_coord"], results["mesh_coord_target"], joint_regressor, root,
+                                        eval_idx)
         out = {"MPVPE": float(errors["mpvpe"].mean()), "MPJPE": float(errors["mpjpe"].mean())}
     else:
-        errors = per_sample_joint_errors(results["joint_coord"], results["joint_coord_target"], root, align=False)
+        errors = per_sample_joint_errors(results["joint_coord"], results["joint_coord_target"], root, eval_idx,
+                                         align=False)
         out = {"MPJPE": float(errors["mpjpe"].mean())}
     if not all(math.isfinite(v) for v in out.values()):
         raise NonFiniteLossError(f"non-finite test error: {out}")

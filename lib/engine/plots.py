@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 __all__ = ["save_curve"]
 
 
-def save_curve(values: Sequence[float], path: Path, title: str) -> None:
-    """Plot one value per epoch, marking the minimum; written atomically as PNG."""
+def save_curve(values: Sequence[float], path: Path, title: str, epochs: Optional[Iterable[float]] = None) -> None:
+    """Plot one value per epoch, marking the minimum; written atomically as PNG.
+
+    ``epochs``: the epoch of each value (default 1, 2, ...): a test run only after the last
+    epoch is drawn there, not at epoch 1.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +23,9 @@ def save_curve(values: Sequence[float], path: Path, title: str) -> None:
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         return
-    epochs = np.arange(1, len(values) + 1)
+    epochs = np.arange(1, len(values) + 1) if epochs is None else np.asarray(list(epochs), dtype=float)
+    if epochs.shape != values.shape:
+        raise ValueError(f"save_curve: {len(values)} values but {len(epochs)} epochs")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(epochs, values, "b-o", markersize=3, label=title)
     finite = np.isfinite(values)
