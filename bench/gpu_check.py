@@ -22,9 +22,10 @@ Sections, in order (names for ``--only`` / ``--skip``):
 - ``e2e``: ``main/train.py --gpu 0`` for two short epochs of a synthetic config, then
   ``main/test.py`` on its checkpoint (subprocesses, through their command lines).
 - ``dataparallel``: ``main/train.py --gpu 0,1,...`` over every visible GPU when there are two or
-  more (one ``--gpu`` id runs without DataParallel); always ``nn.DataParallel`` (and, on one GPU,
-  the replicas it would make: ``torch.nn.parallel.replicate`` + ``parallel_apply``) on the model
-  with its non-persistent buffers (Laplacian parts, padding-skip indices), against the plain model.
+  more (one ``--gpu`` id runs without DataParallel); always ``nn.DataParallel`` (and on a GPU the
+  replicas it makes, which it skips for one device: ``torch.nn.parallel.replicate`` +
+  ``parallel_apply``) on the model with its non-persistent buffers (Laplacian parts, padding-skip
+  indices), against the plain model.
 - ``torchrun``: ``torchrun --nproc_per_node=<GPUs>`` (nccl; gloo with 2 processes on CPU) for a few
   steps against one process from the same config; with one GPU, DDP with SyncBatchNorm in one
   nccl process against the plain model instead (nccl does not put two ranks on one GPU).
