@@ -49,6 +49,13 @@ class DatasetConfig:
     # mesh-regressed Human3.6M joints with themselves re-indexed as MuCo joints, which in practice
     # marks every MuCo target invalid in Pose2Mesh mode (False: that check, as the released models)
     muco_check_fit_against_annotation: bool = False
+    # ours: folders, empty = $POSE2MESH_DATA / _SMPL_DIR / _MANO_DIR / _CACHE, else the original's
+    # layout under the project root (the checkout, or the working directory of an installed
+    # package) and the user's cache folder (see pose2mesh.paths)
+    data_dir: str = ""
+    smpl_dir: str = ""
+    mano_dir: str = ""
+    cache_dir: str = ""
 
 
 @dataclass

@@ -32,8 +32,17 @@ def seed_everything(seed: int) -> None:
 
 
 def build_mesh_model(cfg: Config):
-    """The SMPL body, or the MANO hand for the ``mano`` joint set; official or synthetic files."""
+    """The SMPL body, or the MANO hand for the ``mano`` joint set; official or synthetic files.
+
+    Every run builds its body model first: the config's folders (``DATASET.data_dir``,
+    ``smpl_dir``, ``mano_dir``, ``cache_dir``) are put in force here, for the body model, the
+    graph cache and the datasets alike.
+    """
+    from .. import paths
     from ..body_models import MANO, SMPL
+
+    d = cfg.DATASET
+    paths.configure(data_dir=d.data_dir, smpl_dir=d.smpl_dir, mano_dir=d.mano_dir, cache_dir=d.cache_dir)
 
     synthetic = cfg.DATASET.body_model == "synthetic"
     if cfg.DATASET.input_joint_set == "mano":
