@@ -23,7 +23,7 @@ def smoke_scripts():
 def test_bench_scripts_smoke():
     scripts = smoke_scripts()
     assert {p.name for p in scripts} >= {"bench_model.py", "bench_memory.py", "bench_graph.py",
-                                          "bench_train_wait.py"}
+                                          "bench_train_wait.py", "bench_fitting.py"}
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     start = time.perf_counter()
     procs = {p.name: subprocess.Popen([sys.executable, str(p), "--smoke"], cwd=BENCH.parent, env=env,
