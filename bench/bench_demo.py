@@ -1,12 +1,16 @@
-"""Latency of the demo's stages, per person: model forward, camera fit, rendering per backend.
+"""Latency of the demo's stages: model forward, camera fit, rendering per backend; then, on a
+photo of several real people, detection, the model batched over them, camera and render per
+person, and the multi-person search's recall.
 
     python bench/bench_demo.py [--gpu cpu] [--joint_set human36] [--repeat 20] [--hid_dim 4096 --divisor 1]
+                               [--no_photo] [--smoke]
 
 The model is the full-size Pose2Mesh (PoseNet 4096 wide, the original MeshNet channels) on the
 synthetic body, with random weights (the weights do not change the time). Rendering draws a
 6890-vertex body at 640 x 480; each OpenGL backend is timed in its own process (PyOpenGL binds
 one platform per process). The original's camera fit (1,500 Adam steps) is timed once for
-comparison. Times are medians over ``--repeat`` runs after warm-up.
+comparison. The photo section needs the detector extra; its photos ship with scikit-image and
+matplotlib. Times are medians over ``--repeat`` runs after warm-up.
 """
 from __future__ import annotations
 
@@ -109,6 +113,103 @@ def bench_model(args) -> list:
     return rows, params, device
 
 
+def real_people():
+    """Photos of one person each, shipped with packages (public domain): the astronaut Eileen
+    Collins and the cameraman (scikit-image), Grace Hopper (matplotlib); RGB, 512 pixels high."""
+    import cv2
+    import matplotlib.cbook
+    import skimage.data as skdata
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    hopper = cv2.resize(hopper, (round(hopper.shape[1] * 512 / hopper.shape[0]), 512), interpolation=cv2.INTER_AREA)
+    return {"astronaut": skdata.astronaut(), "cameraman": np.repeat(skdata.camera()[..., None], 3, 2),
+            "hopper": np.ascontiguousarray(hopper)}
+
+
+def compose(photos, order, scale=1.0):
+    """The photos side by side (one person per tile), scaled; returns the image and tile x ranges."""
+    import cv2
+
+    tiles = [photos[name] for name in order]
+    if scale != 1.0:
+        tiles = [cv2.resize(t, (round(t.shape[1] * scale), round(t.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+                 for t in tiles]
+    xs = np.cumsum([0] + [t.shape[1] for t in tiles])
+    return np.ascontiguousarray(np.concatenate(tiles, 1)), list(zip(xs[:-1], xs[1:]))
+
+
+def bench_photo(args):
+    """Stage times on a photo of three real people (detection, the model batched over them, camera
+    and render per person), then the multi-person search's recall over arrangements and sizes."""
+    import itertools
+
+    from pose2mesh.config import Config
+    from pose2mesh.demo.rendering import render_meshes
+    from pose2mesh.detection import BodyDetector
+    from pose2mesh.inference import Predictor
+    from pose2mesh.render import MeshRenderer
+
+    photos = real_people()
+    image, _ = compose(photos, ("astronaut", "cameraman", "hopper"))
+    h, w = image.shape[:2]
+    cfg = Config()
+    cfg.DATASET.input_joint_set = "coco"
+    cfg.DATASET.body_model = "synthetic"
+    cfg.MODEL.posenet_hid_dim = args.hid_dim
+    cfg.MODEL.meshnet_channel_divisor = args.divisor
+    predictor = Predictor(cfg, None, "cpu")
+    few = max(1, args.repeat // 5)
+    with BodyDetector() as det:
+        people = det.detect(image, multi=True)
+        if not people:
+            return [("photo: nobody found", float("nan"), "")], []
+        n = len(people)
+        poses = np.stack([p.keypoints for p in people])
+        rows = [(f"detect, most prominent person ({w} x {h} photo)",
+                 _median_ms(lambda: det.detect(image, multi=False), few), ""),
+                (f"detect, every person (masked search, {n} found)",
+                 _median_ms(lambda: det.detect(image, multi=True), few, warmup=0), ""),
+                ("model, batched over the people (per person)", _median_ms(lambda: predictor.forward(poses), args.repeat) / n,
+                 f"{n} people in one forward"),
+                ("model, one person per forward", _median_ms(lambda: predictor.forward(poses[:1]), args.repeat), "")]
+        res = predictor.predict(poses, image_size=(w, h))
+        cam_ms = 1e3 * np.median([predictor.predict(poses, image_size=(w, h)).timings["camera"]
+                                  for _ in range(args.repeat)]) / n
+        rows.append(("camera fit per person", cam_ms, "closed form"))
+        renderer = MeshRenderer(w, h)
+        rows.append(("render per person (all in one scene)",
+                     _median_ms(lambda: render_meshes(renderer, image, res), few) / n, renderer.backend))
+        renderer.close()
+
+        recall_rows = []
+        if not args.smoke:
+            names = list(photos)
+            arrangements = [o for k in (2, 3) for o in itertools.permutations(names, k)]
+            for scale in (1.0, 0.5):
+                found_total, truth_total, false_pos, secs = 0, 0, 0, []
+                for order in arrangements:
+                    img, tiles = compose(photos, order, scale)
+                    t0 = time.perf_counter()
+                    dets = det.detect(img, multi=True)
+                    secs.append(time.perf_counter() - t0)
+                    hit = set()
+                    for d in dets:
+                        head = d.keypoints[:5, 0][d.keypoints[:5, 2] > 0.3]
+                        x = float(head.mean()) if len(head) else float(d.keypoints[:, 0].mean())
+                        tile = next((i for i, (a, b) in enumerate(tiles) if a <= x < b), None)
+                        if tile is None or tile in hit:
+                            false_pos += 1
+                        else:
+                            hit.add(tile)
+                    found_total += len(hit)
+                    truth_total += len(order)
+                recall_rows.append((f"{len(arrangements)} photos of 2-3 people, {int(512 * scale)} px high",
+                                    truth_total, found_total, found_total / truth_total, false_pos,
+                                    1e3 * float(np.mean(secs))))
+    return rows, recall_rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gpu", default="cpu")
@@ -117,8 +218,12 @@ def main() -> None:
     p.add_argument("--hid_dim", type=int, default=4096)
     p.add_argument("--divisor", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no_photo", action="store_true", help="skip the real-photo section (detector extra)")
+    p.add_argument("--smoke", action="store_true", help="tiny model, one repeat, software rendering: checks it runs")
     p.add_argument("--render_only", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.smoke:
+        args.repeat, args.hid_dim, args.divisor = 1, 64, 16
 
     if args.render_only:  # child process: one backend, JSON on stdout
         print(json.dumps(bench_render(args.render_only, args.repeat)))
@@ -132,7 +237,7 @@ def main() -> None:
 
     rows, params, device = bench_model(args)
     render_rows = []
-    for backend in available_backends():
+    for backend in (["software"] if args.smoke else available_backends()):
         env = dict(os.environ, POSE2MESH_RENDERER="auto")
         env.pop("PYOPENGL_PLATFORM", None)
         res = subprocess.run([sys.executable, __file__, "--render_only", backend, "--repeat", str(args.repeat)],
@@ -141,18 +246,32 @@ def main() -> None:
             render_rows.append((f"render 640x480, {backend}", float("nan"), res.stderr.strip().splitlines()[-1]))
             continue
         info = json.loads(res.stdout.strip().splitlines()[-1])
-        render_rows.append((f"render 640x480, {backend}", info["ms"], f"{100 * info['coverage']:.0f}% of pixels"))
+        render_rows.append((f"render 640x480, {backend}", info["ms"], f"6890 vertices, {100 * info['coverage']:.0f}% of pixels"))
 
-    print(f"Pose2Mesh demo latency on {device} ({torch.get_num_threads()} threads), joint set {args.joint_set}, "
-          f"model {params / 1e6:.1f} M parameters (hid_dim {args.hid_dim}, channel divisor {args.divisor}), "
-          f"median of {args.repeat}")
-    print(f"{'stage':48s} {'ms':>10s}")
-    for name, ms, _ in rows:
-        print(f"{name:48s} {ms:10.2f}")
+    from bench_common import machine, table
+
+    print(f"# command: python bench/bench_demo.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# machine: {machine()}")
+    print(f"# Pose2Mesh demo latency on {device}, joint set {args.joint_set}, model {params / 1e6:.1f} M parameters "
+          f"(hid_dim {args.hid_dim}, channel divisor {args.divisor}), random weights, median of {args.repeat}")
     fwd, fit = rows[0][1], rows[2][1]
-    print(f"{'model + camera fit, 1 person':48s} {fwd + fit:10.2f}   (target < 100 ms on CPU)")
-    for name, ms, note in render_rows:
-        print(f"{name:48s} {ms:10.2f}   6890 vertices, {note}")
+    lines = [(name, ms, "") for name, ms, _ in rows]
+    lines.append(("model + camera fit, 1 person", fwd + fit, "target < 100 ms on CPU"))
+    lines += render_rows
+    print(table(("stage", "ms", "note"), lines))
+
+    from pose2mesh.detection import detector_available
+
+    if args.no_photo or not detector_available():
+        print("\n# photo section skipped (" + ("--no_photo" if args.no_photo else "no detector extra") + ")")
+        return
+    photo_rows, recall_rows = bench_photo(args)
+    print("\n# a photo of three real people side by side (astronaut, cameraman, Grace Hopper, 512 px high), "
+          "BlazePose (MediaPipe) on CPU")
+    print(table(("stage", "ms", "note"), photo_rows))
+    if recall_rows:
+        print("\n# multi-person search recall: every 2- and 3-person arrangement of the three photos side by side")
+        print(table(("photos", "people", "found", "recall", "false detections", "ms per photo"), recall_rows))
 
 
 if __name__ == "__main__":

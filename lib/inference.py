@@ -51,7 +51,7 @@ POSE_THRESHOLD = 0.1  # a joint counts (camera fit, drawing) above this confiden
 # a weak-perspective camera is a perspective camera seen from far away; the original demo used a
 # focal length of 1500 pixels for a 500-pixel crop, we use 3 x the image's long side
 FOCAL_PER_IMAGE_SIDE = 3.0
-MAX_BATCH = 256  # people (or frames) per forward pass; longer inputs run in chunks
+MAX_BATCH = 64  # people (or frames) per forward pass; longer inputs run in chunks (bounded memory)
 
 
 class InferenceError(Pose2MeshError, ValueError):
@@ -304,7 +304,7 @@ class Predictor:
         return out[0] if single else np.stack(out)
 
     def forward(self, poses: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The network alone on ``(N, J, >=2)`` pixel poses, in chunks of :data:`MAX_BATCH`.
+        """The network alone on ``(N, J, 2|3)`` pixel poses, in chunks of :data:`MAX_BATCH`.
 
         Returns:
             meshes ``(N, V, 3)`` metres (body-model order), regressed joints ``(N, J_fit, 3)``
@@ -314,6 +314,7 @@ class Predictor:
 
         from .coord_utils import regress_joints
 
+        poses, _ = complete_poses(poses, self.joint_set)  # coco: 17 keypoints -> 19
         x_all = self.normalize(poses)
         meshes, joints, lifted = [], [], []
         with torch.inference_mode():

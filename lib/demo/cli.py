@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -185,15 +184,15 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     people = [raw[i] for i in keep]
     flips = [bool(mirrored[i]) for i in keep] if mirrored else None
 
-    out_dir = output_folder(args.output_dir)
-    pred = predictor.predict(people, image_size=None if image is None else (image.shape[1], image.shape[0]),
-                             mirrored=flips if joint_set.name == "mano" else None)
-    has_conf = detecting or all(np.shape(p)[1] == 3 for p in people)
-    if image is None:
-        width, height = canvas_size(pred.poses_2d)
+    if image is None:  # the original's black canvas
+        width, height = canvas_size(np.concatenate([np.asarray(p)[:, :2] for p in people]))
         image = np.zeros((height, width, 3), np.uint8)
-    else:
-        height, width = image.shape[:2]
+    pred = predictor.predict(people, image_size=(image.shape[1], image.shape[0]),
+                             mirrored=flips if joint_set.name == "mano" else None)
+    out_dir = output_folder(args.output_dir)
+    has_conf = detecting or all(np.shape(p)[1] == 3 for p in people)
+    height, width = image.shape[:2]
+    if args.input_img is not None:
         conf = pred.poses_2d[..., 2] > POSE_THRESHOLD
         if conf.any() and (pred.outside[conf.any(1)].mean() > 0.5):
             log.warning("warning: most joints lie outside the %d x %d image %s: is the pose in its pixels?",
@@ -317,22 +316,24 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``demo/run.py``: 0 on success; 2 for a user error (one line on stderr, the
-    traceback with ``--debug``); 130 when interrupted; a bug propagates with its full traceback."""
+    """Entry point of ``demo/run.py``, through the project's one guarded main
+    (:func:`pose2mesh.cli.run_guarded`): 0 on success; a user error prints one line (its
+    traceback with ``--debug``) and exits 2; Ctrl-C exits 130 with the files written so far
+    complete; a bug propagates with its full traceback."""
+    from ..cli import run_guarded, setup_console_logging
+
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    if args.debug:
-        run(args)
+    setup_console_logging(args.debug)
+
+    def go() -> int:
+        try:
+            run(args)
+        except Pose2MeshError as err:
+            msg = str(err)
+            if type(err).__name__ == "BodyModelError" and "--body_model" not in msg:
+                raise DemoError(msg.rstrip(".") + "; in the demo: --body_model synthetic uses the generated "
+                                                  "synthetic body") from err
+            raise
         return 0
-    try:
-        run(args)
-    except Pose2MeshError as err:
-        msg = str(err)
-        if type(err).__name__ == "BodyModelError" and "--body_model" not in msg:
-            msg = msg.rstrip(".") + "; in the demo: --body_model synthetic uses the generated synthetic body"
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_guarded(go, args.debug, interrupted="interrupted: the files written so far are complete")

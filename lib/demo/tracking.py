@@ -36,6 +36,8 @@ class FrameTracker:
     """
 
     def __init__(self, max_age: int = 30, hands: bool = False):
+        import scipy.optimize  # noqa: F401  (the assignment solver: imported here, not in the first frame)
+
         self._trackers: Dict[bool, Tracker] = {}
         self.max_age = max_age
         self.hands = hands
