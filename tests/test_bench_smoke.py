@@ -16,8 +16,12 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
+# scripts whose smoke run is a case of its own below (checked in more detail, run once)
+OWN_CASE = {"bench_smoothing.py"}
+
+
 def smoke_scripts():
-    return sorted(p for p in BENCH.glob("bench_*.py") if '"--smoke"' in p.read_text())
+    return sorted(p for p in BENCH.glob("bench_*.py") if '"--smoke"' in p.read_text() and p.name not in OWN_CASE)
 
 
 def test_bench_scripts_smoke():
@@ -44,3 +48,25 @@ def test_bench_scripts_smoke():
             failures.append(f"{name}: printed no table\n{out[-1500:]}")
     assert not failures, "\n\n".join(failures)
     print(f"bench smoke: {len(procs)} scripts in {time.perf_counter() - start:.1f} s")
+
+
+def test_bench_smoothing_smoke():
+    """bench_smoothing.py --smoke: synthetic motion through a tiny random-weight model; every row
+    of its table is there with finite figures, and smoothing lowers the 2D input's acceleration."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_smoothing.py"), "--smoke"], cwd=BENCH.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| noisy") or line.startswith("| ground-truth"):
+            rows[cells[0]] = cells
+    assert set(rows) == {"ground-truth 2D", "noisy, no smoothing", "noisy, 1€ forward (causal)",
+                         "noisy, 1€ forward-backward, strength 1"}, proc.stdout
+    for cells in rows.values():
+        assert all(c not in ("nan", "inf") for c in cells), cells
+    accel_2d = {name: float(cells[2]) for name, cells in rows.items()}
+    assert accel_2d["ground-truth 2D"] == 0.0
+    assert accel_2d["noisy, 1€ forward-backward, strength 1"] < accel_2d["noisy, no smoothing"]
+    assert "# command: python bench/bench_smoothing.py --smoke" in proc.stdout
