@@ -176,7 +176,7 @@ class _Model:
 
 _MODELS: Dict[Tuple[int, str, str], _Model] = {}
 _SUBSET_SIZE = 1200         # vertices of the start and the first LM iterations (SMPL; MANO uses all 778)
-_START_ROUNDS = 3           # affine start -> shape -> affine start at the new rest mesh ...
+_START_ROUNDS = 2           # affine start -> shape -> affine start at the new rest mesh ...
 _START_SMOOTHING = 1e-3     # |A_k - A_parent|^2 weight, relative to the rotation block's scale
 _START_SHAPE_PRIOR = 1e-1   # the start's shape ridge (the affine start is rough; LM uses shape_prior)
 
@@ -279,16 +279,22 @@ def _forward(model: _Model, local: torch.Tensor, betas: torch.Tensor, trans: tor
     return _Posed(rest, rest_joints, rot, parent_rot, posed_joints, verts)
 
 
-def _levers(model: _Model, posed: _Posed, weights: torch.Tensor) -> torch.Tensor:
-    """(B, V, J, 3) levers ``l_ij = sum_{k in sub(j)} w_ik (R_k x_i + o_k) - (sum_{k in sub(j)} w_ik) p_j``:
-    a world-frame rotation increment w about joint j (moving its subtree) moves vertex i by w x l_ij."""
+def _levers(model: _Model, posed: _Posed, weights: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """(B, V, J, 3) levers ``l_ij = sum_{k in sub(j)} w_ik (R_k x_i + o_k - p_j)``: a world-frame
+    rotation increment w about joint j (moving its subtree) moves vertex i by w x l_ij.
+    Vertices are taken relative to the root joint so that ``dtype`` float32 keeps the precision."""
     batch, num_verts = posed.rest.shape[:2]
     num_joints = model.num_joints
-    offset = posed.joints - _matvec(posed.rot, posed.rest_joints)                      # B x J x 3
-    moved = (posed.rest @ posed.rot.permute(0, 3, 2, 1).reshape(batch, 3, 3 * num_joints)
+    centre = posed.joints[:, :1]
+    offset = (posed.joints - centre - _matvec(posed.rot, posed.rest_joints)).to(dtype)     # B x J x 3
+    rot = posed.rot.to(dtype)
+    weights = weights.to(dtype)
+    subtree_t = model.subtree.t().to(dtype)
+    moved = (posed.rest.to(dtype) @ rot.permute(0, 3, 2, 1).reshape(batch, 3, 3 * num_joints)
              ).reshape(batch, num_verts, 3, num_joints) + offset.transpose(1, 2)[:, None]
-    u = (moved * weights[None, :, None, :]) @ model.subtree.t()                         # B x V x 3 x J
-    lever = u - (weights @ model.subtree.t())[None, :, None, :] * posed.joints.transpose(1, 2)[:, None]
+    u = (moved * weights[None, :, None, :]) @ subtree_t                                  # B x V x 3 x J
+    joints = (posed.joints - centre).to(dtype).transpose(1, 2)[:, None]                   # B x 1 x 3 x J
+    lever = u - (weights @ subtree_t)[None, :, None, :] * joints
     return lever.transpose(2, 3)
 
 
@@ -319,7 +325,7 @@ def _jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tensor], dtype=t
     :func:`_normal_equations` forms ``J^T J`` from the same pieces without building this."""
     weights = _subset_view(model, ids)[3]
     batch, num_verts = posed.rest.shape[:2]
-    x, y, z = _levers(model, posed, weights).to(dtype).unbind(-1)                      # B x V x J each
+    x, y, z = _levers(model, posed, weights, dtype).unbind(-1)                         # B x V x J each
     zero = torch.zeros_like(x)
     j_rot = torch.stack([torch.stack([zero, z, -y], -1), torch.stack([-z, zero, x], -1),
                          torch.stack([y, -x, zero], -1)], 2).reshape(batch, num_verts, 3, -1)
@@ -343,7 +349,7 @@ def _normal_equations(model: _Model, posed: _Posed, resid: torch.Tensor, ids: Op
     weights = _subset_view(model, ids)[3]
     batch, num_verts = posed.rest.shape[:2]
     num_joints = model.num_joints
-    lever = _levers(model, posed, weights).to(dtype).reshape(batch, num_verts, num_joints * 3)
+    lever = _levers(model, posed, weights, dtype).reshape(batch, num_verts, num_joints * 3)
     other = _shape_trans_jacobian(model, posed, ids, dtype)                            # B x V x 3 x NO
     num_other = other.shape[-1]
     resid = resid.to(dtype)
@@ -446,8 +452,10 @@ def _apply_increment(local: torch.Tensor, parent_rot: torch.Tensor, omega: torch
 
 
 def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iterations: int, shape_prior: float,
-        damping: float):
-    """Levenberg-Marquardt steps; each sample keeps its own damping and accepts only improvements."""
+        damping: float, tol: float = 1e-5):
+    """Up to ``iterations`` Levenberg-Marquardt steps; each sample keeps its own damping and accepts
+    only improvements; stops early once every sample's accepted step moves the vertices by less
+    than ``tol`` metres RMS."""
     batch = target.shape[0]
     num_joints, num_betas = model.num_joints, betas.shape[1]
     tgt = target if ids is None else target[:, ids]
@@ -467,6 +475,8 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         diag = normal.diagonal(dim1=1, dim2=2)
         system = normal + torch.diag_embed(prior + mu * (diag + 1e-6 * num_verts))
         step = torch.linalg.solve(system, grad[..., None])[..., 0]
+        # the step's predicted RMS vertex motion; every sample below tol: converged
+        motion = ((step[:, None] @ normal @ step[..., None])[:, 0, 0].clamp_min(0) / num_verts).sqrt()
         omega = step[:, :num_joints * 3].reshape(batch, num_joints, 3)
         new_local = _apply_increment(local, posed.parent_rot, omega)
         new_betas = betas + step[:, num_joints * 3:num_joints * 3 + num_betas]
@@ -482,6 +492,8 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         posed = _Posed(*(torch.where(better.reshape(-1, *([1] * (a.dim() - 1))), a, b)
                          for a, b in zip(vars(new_posed).values(), vars(posed).values())))
         mu = torch.where(better[:, None], (mu / 10).clamp_min(1e-9), mu * 10)
+        if bool((better & (motion < tol)).all()):
+            break
     return local, betas, trans
 
 
@@ -541,7 +553,7 @@ def _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, ite
 
 
 def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[FitResult] = None,
-             iterations: int = 5, final_steps: int = 1, shape_prior: float = 1e-4) -> FitResult:
+             iterations: int = 12, final_steps: int = 1, shape_prior: float = 1e-4) -> FitResult:
     """SMPL pose, shape and translation whose mesh is nearest to ``vertices``.
 
     Args:
@@ -550,7 +562,8 @@ def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[
         gender: the SMPL layer to fit ('neutral', 'male', 'female').
         init: a previous fit (B or 1 fits) to start from instead of the closed-form start, e.g.
             the previous video frame's.
-        iterations: Levenberg-Marquardt iterations on a fixed subset of 1,200 vertices (MANO: all).
+        iterations: at most this many Levenberg-Marquardt iterations on a fixed subset of 1,200
+            vertices (MANO: all); they stop once no sample's step moves its vertices by 0.01 mm.
         final_steps: iterations on all vertices after those (SMPL).
         shape_prior: ridge on the shape coefficients, relative to the mean squared shape direction
             (1e-4: a unit of beta costs what 0.01 % of its own vertex displacement would).
@@ -567,7 +580,7 @@ def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[
                 "SMPL")
 
 
-def fit_mano(vertices: ArrayLike, mano, init: Optional[FitResult] = None, iterations: int = 5,
+def fit_mano(vertices: ArrayLike, mano, init: Optional[FitResult] = None, iterations: int = 12,
              shape_prior: float = 1e-4) -> FitResult:
     """MANO pose, shape and translation whose mesh is nearest to ``vertices`` ((B, 778, 3) metres).
 
