@@ -139,3 +139,31 @@ def test_usage_names_shipped_files():
     for token in text.split():
         if token.startswith("demo/") and token.endswith((".npy", ".json")):
             assert (REPO / token).is_file(), token
+
+
+def test_fitted_parameters_and_meshes(h36_ckpt, tmp_path, capsys):
+    """Fitting is on by default: SMPL parameters with smplx's names and the fitted mesh beside the
+    raw one; --show both draws both; --no_fit writes neither."""
+    from pose2mesh.body_models import SMPL
+    import torch
+
+    out = tmp_path / "fit"
+    assert demo.main(["--gpu", "cpu", "--input_pose", str(SINGLE_POSE), "--checkpoint", str(h36_ckpt),
+                      "--output_dir", str(out), "--show", "both"]) == 0, capsys.readouterr().err
+    params = np.load(out / "demo_smpl.npz")
+    assert params["pose"].shape == (1, 72) and params["global_orient"].shape == (1, 3)
+    assert params["body_pose"].shape == (1, 69) and params["betas"].shape == (1, 10)
+    from pose2mesh.vis import load_obj_vertices
+
+    fitted, _ = load_obj_vertices(out / "demo_mesh_fit.obj")
+    verts, _ = SMPL(synthetic=True)(torch.tensor(params["pose"]), torch.tensor(params["betas"]),
+                                     torch.tensor(params["transl"]))
+    np.testing.assert_allclose(fitted, verts[0].numpy(), atol=1e-4)  # the npz gives back the fitted mesh
+    assert (out / "demo_mesh_fit.png").is_file() and (out / "demo_mesh.obj").is_file()
+    summary = json.loads((out / "demo_result.json").read_text())
+    assert summary["fit"]["shown"] == "both" and summary["people"][0]["fit_mean_vertex_distance_mm"] >= 0
+    raw = tmp_path / "raw"
+    assert demo.main(["--gpu", "cpu", "--input_pose", str(SINGLE_POSE), "--checkpoint", str(h36_ckpt),
+                      "--output_dir", str(raw), "--no_fit"]) == 0
+    assert not (raw / "demo_smpl.npz").exists() and not (raw / "demo_mesh_fit.obj").exists()
+    assert json.loads((raw / "demo_result.json").read_text())["fit"] is None

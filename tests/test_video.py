@@ -96,7 +96,7 @@ def test_video_tracks_smooths_and_writes_everything(clip, coco_ckpt, tmp_path):
     root, keypoints = clip
     out = tmp_path / "out"
     summary = run_video(_args("--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--multi",
-                              "--output_dir", out, "--save_obj"), detector=FakeDetector(keypoints))
+                              "--output_dir", out, "--save_obj", "--no_fit"), detector=FakeDetector(keypoints))
     assert summary["frames"] == FRAMES and summary["frames_written"] == FRAMES and summary["fps"] == 12.0
     # the video: every frame, at the input's rate and size, meshes drawn over it
     cap = cv2.VideoCapture(str(out / "demo_video.mp4"))
@@ -138,7 +138,7 @@ def test_video_tracks_smooths_and_writes_everything(clip, coco_ckpt, tmp_path):
 def test_no_smooth_keeps_detections_and_folders_read(clip, coco_ckpt, tmp_path):
     root, keypoints = clip
     summary = run_video(_args("--input_video", root / "frames", "--checkpoint", coco_ckpt, "--no_smooth",
-                              "--fps", 8, "--output_dir", tmp_path), detector=FakeDetector(keypoints))
+                              "--fps", 8, "--output_dir", tmp_path, "--no_fit"), detector=FakeDetector(keypoints))
     assert summary["fps"] == 8.0 and summary["frames_written"] == FRAMES
     recs = json.loads((tmp_path / "demo_keypoints.json").read_text())
     assert len(recs) == FRAMES  # without --multi: one person per frame
@@ -148,8 +148,8 @@ def test_no_smooth_keeps_detections_and_folders_read(clip, coco_ckpt, tmp_path):
 def test_ctrl_c_leaves_a_playable_video_and_valid_keypoints(clip, coco_ckpt, tmp_path):
     root, keypoints = clip
     with pytest.raises(KeyboardInterrupt):
-        run_video(_args("--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--output_dir", tmp_path),
-                  detector=FakeDetector(keypoints, interrupt_at=4))
+        run_video(_args("--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--output_dir", tmp_path,
+                        "--no_fit"), detector=FakeDetector(keypoints, interrupt_at=4))
     recs = json.loads((tmp_path / "demo_keypoints.json").read_text())
     assert sorted(r["image_id"] for r in recs) == [0, 1, 2, 3]
     cap = cv2.VideoCapture(str(tmp_path / "demo_video.mp4"))
@@ -211,7 +211,7 @@ def test_pan_over_real_photos_keeps_ids(coco_ckpt, tmp_path):
         x = int(round(t * (768 - 640) / (n - 1)))
         cv2.imwrite(str(folder / f"{t:03d}.png"), wide[:, x:x + 640][:, :, ::-1])
     summary = run_video(_args("--input_video", folder, "--checkpoint", coco_ckpt, "--multi", "--output_dir",
-                              tmp_path / "out"))
+                              tmp_path / "out", "--no_fit"))
     recs = json.loads((tmp_path / "out" / "demo_keypoints.json").read_text())
     by_track = {}
     for r in recs:
@@ -219,3 +219,21 @@ def test_pan_over_real_photos_keeps_ids(coco_ckpt, tmp_path):
     long_tracks = [t for t, frames in by_track.items() if len(frames) >= n - 1]
     assert len(long_tracks) == 2, by_track
     assert summary["frames_written"] == n
+
+
+def test_fitted_parameter_sequence_per_track(clip, coco_ckpt, tmp_path):
+    """Fitting on (the default): per track an SMPL parameter sequence, a BVH and a glTF, and the
+    fitted meshes drawn; each frame's fit starts from the previous frame's."""
+    from pose2mesh.export import read_bvh
+
+    root, keypoints = clip
+    summary = run_video(_args("--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--max_frames", 3,
+                              "--output_dir", tmp_path), detector=FakeDetector(keypoints))
+    assert summary["frames_written"] == 3 and summary["fit"]["model"] == "smpl"
+    (tid, track), = summary["tracks"].items()
+    params = np.load(track["fit"]["params"])
+    assert params["pose"].shape == (3, 72) and params["betas"].shape == (3, 10) and params["transl"].shape == (3, 3)
+    names, parents, offsets, positions, frame_time = read_bvh(track["fit"]["bvh"])
+    assert len(names) == 24 and positions.shape[:2] == (3, 24) and frame_time == pytest.approx(1 / 12.0)
+    assert Path(track["fit"]["glb"]).read_bytes()[:4] == b"glTF"
+    assert summary["frames_per_second"]["fit"] > 0

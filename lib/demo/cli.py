@@ -67,6 +67,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--multi", action="store_true",
                    help="every person (automatic when the pose file holds several); without it the detector "
                         "keeps the most prominent one")
+    p.add_argument("--no_fit", action="store_true",
+                   help="no SMPL / MANO parameter fit (by default every mesh is fitted: parameters in "
+                        "demo_smpl.npz / demo_mano.npz, the fitted mesh as OBJ beside the raw one)")
+    p.add_argument("--show", choices=("raw", "fit", "both"), default="fit",
+                   help="which mesh the pictures show: the network's vertices, the fitted body model (default), "
+                        "or both (demo_mesh.png raw, demo_mesh_fit.png fitted)")
     v = p.add_argument_group("video")
     v.add_argument("--fps", type=float, default=None,
                    help="frame rate of a folder of frames (default 30) or to override the video's")
@@ -137,6 +143,9 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     - ``demo_mesh.png``: the meshes over the image (all people in one scene);
     - one person: ``demo_mesh.obj`` (the predicted vertices, metres, root-relative);
       several: ``demo_mesh_{i}.obj`` and ``demo_mesh_{i}.png`` (person ``i`` alone);
+    - unless ``--no_fit``: ``demo_mesh_fit[_{i}].obj`` (the fitted SMPL / MANO mesh) and
+      ``demo_smpl[_{i}].npz`` / ``demo_mano[_{i}].npz`` (its parameters, with smplx's names);
+      the pictures show the fitted mesh (``--show fit``), the network's (``raw``) or both;
     - ``demo_keypoints.json``: the 2D keypoints used, in the COCO results format;
     - ``demo_result.json``: body model, weights, cameras (ours and the original's ``(s, tx, ty)``),
       translations, lifted 3D joints, flags (partly outside the image), timings.
@@ -210,10 +219,25 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
             log.warning("warning: person %d is partly outside the image (%.0f%% of its joints): predicted anyway",
                         i, 100 * pred.outside[k])
 
+    # fitting: SMPL / MANO parameters of every mesh, one batch
+    kind = "mano" if joint_set.name == "mano" else "smpl"
+    fit, fitted, t_fit = None, None, 0.0
+    if not args.no_fit:
+        from .fitting import fit_meshes
+
+        t0 = time.perf_counter()
+        fit, fitted = fit_meshes(predictor.body_model, pred.vertices, pred.mirrored)
+        t_fit = time.perf_counter() - t0
+        errors_mm = 1e3 * fit.mean_error.detach().cpu().numpy()
+        log.info("%s fit: mean vertex distance %s mm (%.1f s)", kind.upper(),
+                 ", ".join(f"{e:.1f}" for e in errors_mm), t_fit)
+    show = args.show if fitted is not None else "raw"
+    shown = fitted if show == "fit" else None  # None: the network's vertices
+
     renderer = MeshRenderer(width, height)
     colors = [person_color(k) for k in range(n)]
     t0 = time.perf_counter()
-    mesh_img = render_meshes(renderer, image, pred, colors=colors)
+    mesh_img = render_meshes(renderer, image, pred, colors=colors, vertices=shown)
     t_render = time.perf_counter() - t0
 
     files: Dict[str, str] = {}
@@ -221,16 +245,24 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     pose_img = draw_poses(image, list(pred.poses_2d), joint_set, has_conf, colors if multi else None)
     files["pose2d"] = str(write_image(out_dir / "demo_pose2d.png", pose_img))
     files["mesh_image"] = str(write_image(out_dir / "demo_mesh.png", mesh_img))
-    if multi:
-        meshes = scene_meshes(pred, colors=colors)
-        from .rendering import intrinsics_of
+    if show == "both":
+        files["mesh_fit_image"] = str(write_image(out_dir / "demo_mesh_fit.png", render_meshes(
+            renderer, image, pred, colors=colors, vertices=fitted)))
+    from .rendering import intrinsics_of
 
-        for k, i in enumerate(keep):
-            person_files[k]["mesh"] = str(save_obj(pred.vertices[k], pred.faces_of(k), out_dir / f"demo_mesh_{i}.obj"))
+    meshes = scene_meshes(pred, colors=colors, vertices=shown)
+    for k, i in enumerate(keep):
+        suffix = f"_{i}" if multi else ""
+        person_files[k]["mesh"] = str(save_obj(pred.vertices[k], pred.faces_of(k), out_dir / f"demo_mesh{suffix}.obj"))
+        if fit is not None:
+            from .fitting import write_params
+
+            person_files[k]["mesh_fit"] = str(save_obj(fitted[k], pred.faces_of(k),
+                                                       out_dir / f"demo_mesh_fit{suffix}.obj"))
+            person_files[k]["params"] = write_params(out_dir / f"demo_{kind}{suffix}.npz", fit.select(k), kind)
+        if multi:
             alone = renderer.render([meshes[k]], intrinsics_of(pred), background=image).image
             person_files[k]["mesh_image"] = str(write_image(out_dir / f"demo_mesh_{i}.png", alone))
-    else:
-        person_files[0]["mesh"] = str(save_obj(pred.vertices[0], pred.faces_of(0), out_dir / "demo_mesh.obj"))
     renderer_name = renderer.describe()
     renderer.close()
 
@@ -260,11 +292,17 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
         "camera_model": {"focal_px": pred.focal, "principal_px": list(pred.principal),
                          "crop_size": 500, "note": "weak perspective u = scale * X + translation; "
                                                     "original_cam_param (s, tx, ty) is for the 500 px crop_box"},
-        "people": [_person_summary(pred, k, i, person_files[k], joint_set.name == "mano") for k, i in enumerate(keep)],
+        "people": [_person_summary(pred, k, i, person_files[k], joint_set.name == "mano",
+                                   None if fit is None else float(1e3 * fit.mean_error[k]))
+                   for k, i in enumerate(keep)],
+        "fit": None if fit is None else {"model": kind, "shown": show,
+                                         "note": "parameters of the right-hand MANO for mirrored (left) hands"
+                                         if kind == "mano" else "SMPL pose (72), shape (10), trans (3)"},
         "files": files,
         "timing_ms": {"load": 1e3 * predictor.load_seconds, "detect": 1e3 * t_detect,
                       "model_per_person": 1e3 * pred.timings["model"] / n,
-                      "camera_fit_per_person": 1e3 * pred.timings["camera"] / n, "render": 1e3 * t_render},
+                      "camera_fit_per_person": 1e3 * pred.timings["camera"] / n, "render": 1e3 * t_render,
+                      "body_fit_per_person": 1e3 * t_fit / n},
     }
     write_json(out_dir / "demo_result.json", summary)
     log.info("timing: %smodel %.1f ms, camera fit %.2f ms per person; render %.1f ms (%s)",
@@ -282,7 +320,8 @@ def _image_id(image_path: Optional[str]) -> int:
     return value if value is not None else 0
 
 
-def _person_summary(pred, k: int, index: int, files: Dict[str, str], hand: bool = False) -> Dict[str, Any]:
+def _person_summary(pred, k: int, index: int, files: Dict[str, str], hand: bool = False,
+                    fit_error_mm: Optional[float] = None) -> Dict[str, Any]:
     from ..camera import crop_box
 
     cam = pred.cameras[k]
@@ -299,6 +338,8 @@ def _person_summary(pred, k: int, index: int, files: Dict[str, str], hand: bool 
         "outside_fraction": round(float(pred.outside[k]), 3),
         "files": files,
     }
+    if fit_error_mm is not None:
+        entry["fit_mean_vertex_distance_mm"] = round(fit_error_mm, 3)
     if hand:
         entry["handedness"] = "left" if pred.mirrored[k] else "right"
     return entry

@@ -8,7 +8,9 @@ smoothing can look both ways in time:
 1. decode every frame, detect (:mod:`pose2mesh.detection`), give ids (:mod:`.tracking`);
    the keypoints are written as soon as this pass ends;
 2. smooth each track's keypoints, run :class:`pose2mesh.inference.Predictor` once over every
-   person of every frame (in chunks), fit the cameras;
+   person of every frame (in chunks), fit the cameras; unless ``--no_fit``, fit SMPL / MANO
+   parameters to each track's meshes frame by frame, each frame's fit started from the previous
+   frame's (:mod:`.fitting`);
 3. decode again, render each frame's meshes over it, encode ``demo_video.mp4``.
 
 Ctrl-C during pass 1 stops detecting and carries on with the frames done; during pass 3 it
@@ -18,7 +20,9 @@ closes the video at the last frame written. Either way the video plays and
 Outputs (``--output_dir``, default ``demo/result/``): ``demo_video.mp4`` (every input frame at
 its rate), ``demo_keypoints.json`` (COCO results format, ``image_id`` = frame index from 0,
 ``track_id`` on every entry), ``demo_track_{id}.npz`` per track (vertices per frame, frames,
-cameras, keypoints), ``tracks/track_{id}/frame_{i}.obj`` with ``--save_obj``, and
+cameras, keypoints), unless ``--no_fit`` per track its parameter sequence
+(``demo_track_{id}_smpl.npz`` / ``_mano.npz``), ``demo_track_{id}.bvh`` and ``demo_track_{id}.glb``,
+``tracks/track_{id}/frame_{i}.obj`` with ``--save_obj``, and
 ``demo_result.json`` with frames per second per stage.
 """
 from __future__ import annotations
@@ -175,7 +179,7 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     log.info("video: %s, %d x %d at %.2f fps%s; detector: %s", source.path, source.width, source.height, source.fps,
              f", {source.count} frames" if source.count else "", detector.name)
 
-    times = {k: 0.0 for k in ("decode", "detect", "track", "smooth", "model", "camera", "render", "encode")}
+    times = {k: 0.0 for k in ("decode", "detect", "track", "smooth", "model", "camera", "fit", "render", "encode")}
     interrupted = None
     tracker = FrameTracker(hands=hands)
     frames_done = 0
@@ -244,7 +248,10 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     for k, p in enumerate(people):
         by_frame.setdefault(p.frame, []).append(k)
 
-    track_files = {}
+    track_files: Dict[int, str] = {}
+    fit_files: Dict[int, Dict[str, Any]] = {}
+    kind = "mano" if hands else "smpl"
+    fitted_all = None if pred is None else pred.vertices.copy()
     if pred is not None:
         row_of = {id(p): k for k, p in enumerate(people)}
         for tid, members in tracks.items():
@@ -259,11 +266,27 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
                 keypoints_detected=np.stack([people[k].keypoints for k in idx]),
                 joints3d=pred.joints3d[idx], fps=source.fps, left=bool(people[idx[0]].left))
             track_files[tid] = str(path)
+            if not args.no_fit:
+                from ..export import write_bvh, write_glb
+                from .fitting import fit_track, write_params
+
+                t0 = time.perf_counter()
+                seq, fitted = fit_track(predictor.body_model, pred.vertices[idx], left=bool(people[idx[0]].left))
+                times["fit"] += time.perf_counter() - t0
+                fitted_all[idx] = fitted
+                fit_files[tid] = {
+                    "params": write_params(out_dir / f"demo_track_{tid}_{kind}.npz", seq, kind),
+                    "bvh": str(write_bvh(out_dir / f"demo_track_{tid}.bvh", seq, predictor.body_model, source.fps)),
+                    "glb": str(write_glb(out_dir / f"demo_track_{tid}.glb", seq, predictor.body_model, source.fps)),
+                    "mean_vertex_distance_mm": round(float(1e3 * seq.mean_error.mean()), 3)}
             if args.save_obj:
                 folder = out_dir / "tracks" / f"track_{tid}"
                 folder.mkdir(parents=True, exist_ok=True)
                 for k in idx:
                     save_obj(pred.vertices[k], pred.faces_of(k), folder / f"frame_{people[k].frame:06d}.obj")
+
+    show = "raw" if args.no_fit else args.show
+    shown = fitted_all if show in ("fit", "both") else None
 
     # ---- pass 2: decode again, render, encode
     renderer = MeshRenderer(source.width, source.height)
@@ -281,7 +304,7 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
             members = by_frame.get(i, [])
             if members:
                 colors = [person_color(people[k].track_id) for k in members]
-                frame = render_meshes(renderer, frame, pred, indices=members, colors=colors)
+                frame = render_meshes(renderer, frame, pred, indices=members, colors=colors, vertices=shown)
             t2 = time.perf_counter()
             writer.write(frame)
             t3 = time.perf_counter()
@@ -305,6 +328,7 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
         "smooth": frames_done / times["smooth"] if times["smooth"] else None,
         "model": frames_done / times["model"] if times["model"] else None,
         "camera": frames_done / times["camera"] if times["camera"] else None,
+        "fit": frames_done / times["fit"] if times["fit"] else None,
         "render": writer.frames / times["render"] if times["render"] else None,
         "encode": writer.frames / times["encode"] if times["encode"] else None,
         "end_to_end": writer.frames / t_total if t_total else None,
@@ -323,8 +347,10 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
         "detector": detector.name,
         "renderer": renderer_name,
         "smoothing_strength": args.smooth,
+        "fit": None if args.no_fit else {"model": kind, "shown": show, "started_from": "the previous frame's fit"},
         "tracks": {str(tid): {"frames": [members[0].frame, members[-1].frame],
-                              "detections": len(members), "file": track_files.get(tid)}
+                              "detections": len(members), "file": track_files.get(tid),
+                              "fit": fit_files.get(tid)}
                    for tid, members in tracks.items()},
         "partly_outside": int(sum(p.outside > 0 for p in people)),
         "frames_per_second": {k: (round(v, 2) if v is not None else None) for k, v in fps_table.items()},
