@@ -27,6 +27,7 @@ Method (batched over B, no loop over vertices or samples; loops over joints and 
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -174,7 +175,7 @@ class _Model:
         return len(self.parents)
 
 
-_MODELS: Dict[Tuple[int, str, str], _Model] = {}
+_MODELS: "weakref.WeakKeyDictionary[torch.nn.Module, Dict[Tuple[str, str], _Model]]" = weakref.WeakKeyDictionary()
 _SUBSET_SIZE = 1200         # vertices of the start and the first LM iterations (SMPL; MANO uses all 778)
 _START_ROUNDS = 2           # affine start -> shape -> affine start at the new rest mesh ...
 _START_SMOOTHING = 1e-3     # |A_k - A_parent|^2 weight, relative to the rotation block's scale
@@ -182,9 +183,10 @@ _START_SHAPE_PRIOR = 1e-1   # the start's shape ridge (the affine start is rough
 
 
 def _model_tensors(layer, kind: str, device: torch.device) -> _Model:
-    key = (id(layer), kind, str(device))
-    if key in _MODELS:
-        return _MODELS[key]
+    per_layer = _MODELS.setdefault(layer, {})
+    key = (kind, str(device))
+    if key in per_layer:
+        return per_layer[key]
     f64 = dict(dtype=torch.float64, device=device)
     template = layer.th_v_template[0].to(**f64)
     shapedirs = layer.th_shapedirs.to(**f64)
@@ -221,7 +223,7 @@ def _model_tensors(layer, kind: str, device: torch.device) -> _Model:
                    ancestors=subtree.t().contiguous(), parent_index=parent_index, levels=levels,
                    laplacian=laplacian, subset=subset,
                    shape_scale=float((shapedirs ** 2).sum() / (num_verts * shapedirs.shape[-1])))
-    _MODELS[key] = model
+    per_layer[key] = model
     return model
 
 
@@ -439,9 +441,7 @@ def _as_vertices(vertices: ArrayLike, num_verts: int, what: str) -> Tuple[torch.
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).any(-1).any(-1).sum())
         raise FittingError(f"{what} fit: {bad} of {tensor.shape[0]} meshes have non-finite vertices")
-    out_dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
-    if out_dtype == torch.float64 and isinstance(vertices, np.ndarray):
-        out_dtype = torch.float32
+    out_dtype = torch.float64 if tensor.dtype == torch.float64 and isinstance(vertices, torch.Tensor) else torch.float32
     return tensor.to(torch.float64), tensor.device, out_dtype
 
 
