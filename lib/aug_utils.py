@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .coord_utils import get_center_scale
+from .coord_utils import FloatVector, get_center_scale
 
 __all__ = ["augm_params", "get_affine_transform", "affine_transform", "invert_affine",
            "flip_2d_joint", "flip_3d_joint", "j2d_processing", "j3d_processing",
@@ -51,8 +51,8 @@ def _rotation_2d(rad: float) -> np.ndarray:
     return np.array([[cs, -sn], [sn, cs]])
 
 
-def get_affine_transform(center: Sequence[float], scale, rot: float, output_size: Sequence[float],
-                         shift: Sequence[float] = (0.0, 0.0), inv: bool = False) -> np.ndarray:
+def get_affine_transform(center: FloatVector, scale, rot: float, output_size: FloatVector,
+                         shift: FloatVector = (0.0, 0.0), inv: bool = False) -> np.ndarray:
     """The 2 x 3 crop matrix (float64) taking image pixels to the output frame.
 
     The same map as the original's three-point ``cv2.getAffineTransform`` construction, in
@@ -114,7 +114,7 @@ def flip_3d_joint(kp: np.ndarray, flip_pairs: Pairs) -> np.ndarray:
     return _swap_pairs(kp, flip_pairs)
 
 
-def j2d_processing(kp: np.ndarray, res: Sequence[float], bbox: Sequence[float], rot: float, flip: bool,
+def j2d_processing(kp: np.ndarray, res: FloatVector, bbox: FloatVector, rot: float, flip: bool,
                    flip_pairs: Pairs) -> Tuple[np.ndarray, np.ndarray]:
     """Crop 2D joints to the input frame, rotate, then flip (the original's order).
 

@@ -13,7 +13,7 @@ Unlike the original, nothing here reads a global configuration: the crop's ``inp
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from .metrics import rigid_align, rigid_align_batch
 
 __all__ = ["regress_joints", "world2cam", "cam2pixel", "pixel2cam", "get_center_scale", "get_bbox", "process_bbox",
            "rigid_align", "rigid_align_batch"]
+
+# a short vector of numbers (a box, a focal length, a centre): a list, a tuple or an array
+FloatVector = Union[Sequence[float], np.ndarray]
 
 
 def regress_joints(regressor, vertices):
@@ -48,7 +51,7 @@ def world2cam(world_coord: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarr
     return world_coord @ np.asarray(R).T + np.asarray(t).reshape(3)
 
 
-def cam2pixel(cam_coord: np.ndarray, f: Sequence[float], c: Sequence[float]) -> np.ndarray:
+def cam2pixel(cam_coord: np.ndarray, f: FloatVector, c: FloatVector) -> np.ndarray:
     """Pinhole projection keeping the depth: ``[f_x X/Z + c_x, f_y Y/Z + c_y, Z]``.
 
     Args:
@@ -64,7 +67,7 @@ def cam2pixel(cam_coord: np.ndarray, f: Sequence[float], c: Sequence[float]) -> 
     return np.concatenate([xy, z], axis=-1)
 
 
-def pixel2cam(pixel_coord: np.ndarray, c: Sequence[float], f: Sequence[float]) -> np.ndarray:
+def pixel2cam(pixel_coord: np.ndarray, c: FloatVector, f: FloatVector) -> np.ndarray:
     """Inverse of :func:`cam2pixel` (note the original's argument order: centre, then focal).
 
     Args:
@@ -80,7 +83,7 @@ def pixel2cam(pixel_coord: np.ndarray, c: Sequence[float], f: Sequence[float]) -
     return np.concatenate([xy, z], axis=-1)
 
 
-def get_center_scale(bbox: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+def get_center_scale(bbox: FloatVector) -> Tuple[np.ndarray, np.ndarray]:
     """Centre ``(2,)`` and size ``(2,)`` (width, height) of a ``[x, y, w, h]`` box, float32."""
     x, y, w, h = (float(v) for v in bbox)
     center = np.array([x + 0.5 * w, y + 0.5 * h], dtype=np.float32)
@@ -104,7 +107,7 @@ def get_bbox(joint_img: np.ndarray, valid: Optional[np.ndarray] = None) -> np.nd
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float32)
 
 
-def process_bbox(bbox: Sequence[float], input_shape: Optional[Tuple[int, int]] = None, *,
+def process_bbox(bbox: FloatVector, input_shape: Optional[Sequence[int]] = None, *,
                  aspect_ratio: Optional[float] = None, scale: float = 1.0) -> Optional[np.ndarray]:
     """Sanitize a box and grow it to the crop's aspect ratio, about its centre (the original's rule).
 

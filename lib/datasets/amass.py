@@ -40,10 +40,14 @@ HINT = ("download the AMASS SMPL+H archives (CMU; BMLrub, BMLmovi for PoseNet) f
 
 # the rotations of the four Human3.6M cameras (the original's virtual cameras)
 H36M_CAMERA_ROTATIONS = np.array([
-    [[-0.9153617, 0.40180838, 0.02574755], [0.05154812, 0.18037356, -0.9822465], [-0.39931902, -0.89778364, -0.18581952]],
-    [[0.92816836, 0.37215385, 0.00224838], [0.08166409, -0.1977723, -0.9768404], [-0.36309022, 0.9068559, -0.2139576]],
-    [[-0.91415495, -0.40277803, -0.04572295], [-0.04562341, 0.2143085, -0.97569996], [0.4027893, -0.8898549, -0.21428728]],
-    [[0.91415626, -0.40060705, 0.06190599], [-0.05641001, -0.2769532, -0.9592262], [0.40141782, 0.8733905, -0.27577674]],
+    [[-0.9153617, 0.40180838, 0.02574755], [0.05154812, 0.18037356, -0.9822465],
+     [-0.39931902, -0.89778364, -0.18581952]],
+    [[0.92816836, 0.37215385, 0.00224838], [0.08166409, -0.1977723, -0.9768404],
+     [-0.36309022, 0.9068559, -0.2139576]],
+    [[-0.91415495, -0.40277803, -0.04572295], [-0.04562341, 0.2143085, -0.97569996],
+     [0.4027893, -0.8898549, -0.21428728]],
+    [[0.91415626, -0.40060705, 0.06190599], [-0.05641001, -0.2769532, -0.9592262],
+     [0.40141782, 0.8733905, -0.27577674]],
 ], dtype=np.float32)
 CAMERA_T = np.array([0.0, 0.0, 10.0], dtype=np.float32)  # metres
 FOCAL = np.array([1500.0, 1500.0], dtype=np.float32)
@@ -142,7 +146,7 @@ class AMASS(LoaderBase):
         idx, verts, coco_cam, h36m_cam, reg = self._regress_batch(indices)
         rngs = self.sample_rngs(idx, draws)
         out = []
-        for k, i in enumerate(idx):
+        for k, _i in enumerate(idx):
             joints, lift, mesh = self._input_joints(verts[k], coco_cam[k], h36m_cam[k])
             joint_img = cam2pixel(joints, FOCAL, PRINCPT)[:, :2]
             out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg[k]))

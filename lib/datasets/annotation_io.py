@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -12,8 +12,10 @@ from .errors import DatasetError
 __all__ = ["read_json", "read_json_object", "require", "as_array", "coco_index", "read_detections", "stack_rows",
            "read_smpl_param", "read_intrinsics"]
 
+PathLike = Union[str, os.PathLike]  # a file name: anything os.fspath takes
 
-def read_json(path: os.PathLike, what: str = "annotation file", hint: str = "") -> Any:
+
+def read_json(path: PathLike, what: str = "annotation file", hint: str = "") -> Any:
     """Read a JSON file; a missing or malformed file raises :class:`DatasetError` naming it.
 
     Args:
@@ -34,7 +36,7 @@ def read_json(path: os.PathLike, what: str = "annotation file", hint: str = "") 
         raise DatasetError(f"{what} {path} cannot be read: {exc}") from None
 
 
-def read_json_object(path: os.PathLike, what: str, hint: str, mapping: str) -> dict:
+def read_json_object(path: PathLike, what: str, hint: str, mapping: str) -> dict:
     """:func:`read_json` of a file that must hold a JSON object; anything else raises
     :class:`DatasetError` ("expected an object mapping <mapping>")."""
     data = read_json(path, what, hint)
@@ -43,7 +45,7 @@ def read_json_object(path: os.PathLike, what: str, hint: str, mapping: str) -> d
     return data
 
 
-def require(record: Any, field: str, path: os.PathLike, where: str = "") -> Any:
+def require(record: Any, field: str, path: PathLike, where: str = "") -> Any:
     """``record[field]``; a missing field (or a record that is not a mapping) raises
     :class:`DatasetError` naming the file, the field and the record it was looked up in."""
     if isinstance(record, dict) and field in record:
@@ -55,7 +57,7 @@ def require(record: Any, field: str, path: os.PathLike, where: str = "") -> Any:
     raise DatasetError(f"{os.fspath(path)}: missing field '{field}'{place}")
 
 
-def as_array(value: Any, field: str, path: os.PathLike, shape: Optional[Iterable[int]] = None,
+def as_array(value: Any, field: str, path: PathLike, shape: Optional[Iterable[int]] = None,
              where: str = "", dtype=np.float32) -> np.ndarray:
     """A numeric array read from a JSON field, reshaped to ``shape`` (-1 allowed); anything else
     (strings, ragged lists, the wrong number of values) raises :class:`DatasetError`."""
@@ -70,7 +72,7 @@ def as_array(value: Any, field: str, path: os.PathLike, shape: Optional[Iterable
     return arr
 
 
-def coco_index(data: Any, path: os.PathLike) -> Tuple[Dict[int, dict], List[dict]]:
+def coco_index(data: Any, path: PathLike) -> Tuple[Dict[int, dict], List[dict]]:
     """Images by id and the annotation list of a COCO-format file (``images``, ``annotations``).
 
     Raises:
@@ -94,19 +96,19 @@ def coco_index(data: Any, path: os.PathLike) -> Tuple[Dict[int, dict], List[dict
 SMPL_PARAM_SHAPES = {"pose": (72,), "shape": (10,), "trans": (3,)}
 
 
-def read_smpl_param(param: Any, path: os.PathLike, where: str,
+def read_smpl_param(param: Any, path: PathLike, where: str,
                     fields: Sequence[str] = ("pose", "shape", "trans")) -> Dict[str, np.ndarray]:
     """The SMPL parameters ``fields`` of a record ('pose' (72,), 'shape' (10,), 'trans' (3,)),
     with :func:`require` and :func:`as_array`'s errors."""
     return {k: as_array(require(param, k, path, where), k, path, SMPL_PARAM_SHAPES[k], where) for k in fields}
 
 
-def read_intrinsics(cam: Any, path: os.PathLike, where: str) -> Dict[str, np.ndarray]:
+def read_intrinsics(cam: Any, path: PathLike, where: str) -> Dict[str, np.ndarray]:
     """'focal' and 'princpt' (2,) of a ``cam_param`` record."""
     return {k: as_array(require(cam, k, path, where), k, path, (2,)) for k in ("focal", "princpt")}
 
 
-def read_detections(path: os.PathLike, what: str, hint: str, key: str, keys: Iterable[Any], num_joints: int,
+def read_detections(path: PathLike, what: str, hint: str, key: str, keys: Iterable[Any], num_joints: int,
                     fields: str = "image_id, annotation_id, keypoints",
                     convert: Callable[[Any], Any] = lambda k: k) -> np.ndarray:
     """2D detections of a JSON list of ``{<key>, keypoints}`` records, one row per entry of ``keys``.

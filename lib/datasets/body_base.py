@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,6 +55,11 @@ class LoaderBase(PoseMeshDataset):
     input_joint_sets: Tuple[str, ...] = ("human36", "coco")
     splits: Tuple[str, ...] = ("train", "test")
     body = "smpl"
+    # set by each loader's __init__: the per-sample arrays, the meshes (None where a split has
+    # none) and, for the loaders that read them, the 2D detections
+    db: Dict[str, np.ndarray]
+    meshes: Optional[MeshBatcher]
+    detections: Optional[np.ndarray]
 
     def __init__(self, data_split: str, cfg, data_dir: Optional[os.PathLike] = None, mesh_model=None,
                  seed: int = 0, mesh_cache_mb: float = 2048):
@@ -128,6 +133,7 @@ class LoaderBase(PoseMeshDataset):
             (:meth:`target_from_mesh`), all mm.
         """
         idx = np.asarray(indices, dtype=np.int64)
+        assert self.meshes is not None, f"{self.name}: no meshes for this split"
         verts, _ = self.meshes.get(idx)
         coco_cam = np.matmul(self.reg_coco, verts)
         h36m_cam = np.matmul(self.reg_h36m, verts)
@@ -150,6 +156,7 @@ class LoaderBase(PoseMeshDataset):
         ``detections`` where loaded; lift and mesh relative to the model's root joint; the
         regression target the lifted joints when the target set is the model's, else regressed
         from the mesh."""
+        assert self.meshes is not None, f"{self.name}: no meshes for this split"
         verts, joints = self.meshes.get(idx)
         use_model_joints = self.target_joint_set.name == self.body
         reg = None if use_model_joints else self.target_from_mesh(verts)
@@ -164,7 +171,7 @@ class LoaderBase(PoseMeshDataset):
             else:
                 joint_img = det = self.detections[i]
             out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=verts[k] - root,
-                                     reg_pose3d=lift if use_model_joints else reg[k], detection=det))
+                                     reg_pose3d=lift if reg is None else reg[k], detection=det))
         return out
 
     # the attributes the original's trainer read from a dataset

@@ -74,13 +74,16 @@ class COCO(LoaderBase):
             img = images[ann["image_id"]]
             rows.append({
                 "annot_id": int(aid),
-                "img_path": str(self._path("images", "train2017", str(require(img, "file_name", path, f"image {img['id']}")))),
+                "img_path": str(self._path("images", "train2017",
+                                           str(require(img, "file_name", path, f"image {img['id']}")))),
                 "keypoints": kps[:, :2], "keypoints_valid": (kps[:, 2] > 0).astype(np.float32),
                 **read_smpl_param(smpl, fit_path, where, ("pose", "shape")),
-                "cam_s": np.broadcast_to(as_array(require(cam, "s", fit_path, where), "s", fit_path, (-1,), where), (2,)),
+                "cam_s": np.broadcast_to(as_array(require(cam, "s", fit_path, where), "s", fit_path, (-1,), where),
+                                         (2,)),
                 "cam_t": as_array(require(cam, "t", fit_path, where), "t", fit_path, (2,), where)})
-        db = stack_rows(rows, ("annot_id", "img_path"), (("keypoints", (17, 2)), ("keypoints_valid", (17,)),
-                                                          ("pose", (72,)), ("shape", (10,)), ("cam_s", (2,)), ("cam_t", (2,))))
+        db = stack_rows(rows, ("annot_id", "img_path"),
+                        (("keypoints", (17, 2)), ("keypoints_valid", (17,)), ("pose", (72,)), ("shape", (10,)),
+                         ("cam_s", (2,)), ("cam_t", (2,))))
         db["shape"][np.any(np.abs(db["shape"]) > 3, axis=1)] = 0.0
         return db
 

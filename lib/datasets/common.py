@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..aug_utils import affine_transform, augm_params, flip_2d_joint, j2d_processing, j3d_processing, rotate_3d
-from ..coord_utils import get_bbox, process_bbox
+from ..coord_utils import FloatVector, get_bbox, process_bbox
 from ..joints import JointSet, get_joint_set
 
 __all__ = ["MODES", "crop_pose2d", "normalize_cropped_pose2d", "normalize_pose2d", "crop_area",
@@ -45,6 +45,7 @@ SPLITS = ("train", "test")
 _DRAW_TAG = 0x6D6978  # marks a random-stream key that holds a mixer position
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
+Indices = Union[Sequence[int], np.ndarray]  # sample or group indices: a list or an integer array
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def _res(input_shape: Sequence[int]) -> Tuple[int, int]:
     return int(input_shape[1]), int(input_shape[0])
 
 
-def crop_pose2d(joint_img: np.ndarray, bbox: Sequence[float], input_shape: Sequence[int], rot: float = 0.0,
+def crop_pose2d(joint_img: np.ndarray, bbox: FloatVector, input_shape: Sequence[int], rot: float = 0.0,
                 flip: bool = False, flip_pairs=None) -> Tuple[np.ndarray, np.ndarray]:
     """Image pixels to the ``input_shape`` frame (crop, rotate, flip).
 
@@ -95,7 +96,7 @@ def normalize_pose2d(joint_img: np.ndarray, bbox: Sequence[float], input_shape: 
     return normalize_cropped_pose2d(crop, input_shape)
 
 
-def crop_area(bbox: Sequence[float], trans: np.ndarray) -> float:
+def crop_area(bbox: FloatVector, trans: np.ndarray) -> float:
     """Area (pixels^2) in the crop frame of the image box ``bbox`` mapped by ``trans``: the
     ``area`` the COCO error model scales with.
 
@@ -269,7 +270,8 @@ def per_sample_mesh_errors(pred_mesh: np.ndarray, gt_mesh: np.ndarray, joint_reg
     reg = np.asarray(joint_regressor, dtype=np.float64)
     if reg.shape[1] != pred_mesh.shape[1]:
         raise ValueError(f"joint regressor has {reg.shape[1]} vertices, meshes have {pred_mesh.shape[1]}")
-    root_reg = reg[root] if mesh_root_regressor is None else np.asarray(mesh_root_regressor, dtype=np.float64).reshape(-1)
+    root_reg = (reg[root] if mesh_root_regressor is None
+                else np.asarray(mesh_root_regressor, dtype=np.float64).reshape(-1))
     pred_mesh = pred_mesh - np.einsum("v,nvc->nc", root_reg, pred_mesh)[:, None]
     gt_mesh = gt_mesh - np.einsum("v,nvc->nc", root_reg, gt_mesh)[:, None]
     out = {"mpvpe": np.linalg.norm(pred_mesh - gt_mesh, axis=-1)}
@@ -293,7 +295,7 @@ def evaluate_mesh(pred_mesh: np.ndarray, gt_mesh: np.ndarray, joint_regressor: n
     return {k: float(v.mean()) for k, v in errors.items()}
 
 
-def group_means(per_sample: np.ndarray, groups: Sequence[int], names: Sequence[str]) -> Dict[str, float]:
+def group_means(per_sample: np.ndarray, groups: Indices, names: Sequence[str]) -> Dict[str, float]:
     """Mean error of each group (e.g. Human3.6M action) from ``(N, ...)`` per-sample errors;
     NaN for an empty group (the original printed ``nan`` there too)."""
     per_sample = np.asarray(per_sample, dtype=np.float64).reshape(len(per_sample), -1).mean(axis=1)
@@ -449,7 +451,7 @@ class PoseMeshDataset(torch.utils.data.Dataset):
             key += [_DRAW_TAG, int(draw)]
         return np.random.default_rng(np.random.SeedSequence(key))
 
-    def sample_rngs(self, indices: Sequence[int], draws: Optional[Sequence[int]] = None) -> List[np.random.Generator]:
+    def sample_rngs(self, indices: Indices, draws: Optional[Sequence[int]] = None) -> List[np.random.Generator]:
         """:meth:`sample_rng` of each of ``indices``, keyed on ``draws`` (one per index) when given."""
         if draws is None:
             return [self.sample_rng(int(i)) for i in indices]

@@ -5,6 +5,7 @@ that a user with a broken download sees what to fetch again instead of a ``KeyEr
 data-loader worker.
 """
 from __future__ import annotations
+
 from ..errors import Pose2MeshError
 
 __all__ = ["DatasetError"]

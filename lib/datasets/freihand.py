@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class FreiHAND(LoaderBase):
                     "shape": as_array(require(mano, "shape", data_path, where), "shape", data_path, (10,), where)})
             rows.append(row)
         rows.sort(key=lambda r: r["img_id"])
-        shapes = {"focal": (2,), "princpt": (2,)}
+        shapes: Dict[str, Tuple[int, ...]] = {"focal": (2,), "princpt": (2,)}
         if self.is_train:
             shapes.update({"R": (3, 3), "t": (3,), "pose": (48,), "shape": (10,)})
         return stack_rows(rows, ("img_id", "img_path"), shapes.items())
@@ -124,6 +124,7 @@ class FreiHAND(LoaderBase):
         idx = np.asarray(indices, dtype=np.int64)
         out = []
         if not self.is_train:
+            assert self.detections is not None  # the evaluation set's input is the detections
             n_joints, n_verts = self.joint_set.num_joints, int(self.mesh_model.vertex_num)
             for i, rng in zip(idx, self.sample_rngs(idx, draws)):
                 det = self.detections[i]

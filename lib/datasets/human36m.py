@@ -95,12 +95,13 @@ class Human36M(LoaderBase):
         for subject in self.subjects:
             prefix = self.annot_dir / f"Human36M_subject{subject}"
             data_path = f"{prefix}_data.json"
-            cam_path, joint_path, smpl_path = f"{prefix}_camera.json", f"{prefix}_joint_3d.json", f"{prefix}_smpl_param.json"
+            cam_path, joint_path = f"{prefix}_camera.json", f"{prefix}_joint_3d.json"
+            smpl_path = f"{prefix}_smpl_param.json"
             images, anns = coco_index(read_json(data_path, "Human3.6M annotation file", HINT), data_path)
             cameras = read_json(cam_path, "Human3.6M camera file", HINT)
             joints = read_json(joint_path, "Human3.6M 3D joint file", HINT)
             smpl_params = read_json(smpl_path, "Human3.6M SMPL parameter file", HINT)
-            for i, ann in enumerate(anns):
+            for ann in anns:
                 img = images[ann["image_id"]]
                 where = f"image {ann['image_id']}"
                 frame = int(require(img, "frame_idx", data_path, where))
@@ -142,13 +143,14 @@ class Human36M(LoaderBase):
         rows = [r for r in rows if self._bbox_ok(r["bbox"])]
         rows.sort(key=lambda r: r["img_name"])
         db: Dict[str, np.ndarray] = {}
-        for key in ("img_name", "img_path", "img_id", "subject", "action"):
-            db[key] = np.array([r[key] for r in rows])
-        for key in ("R", "t", "focal", "princpt", "joint_world", "pose", "shape", "trans"):
-            db[key] = np.stack([r[key] for r in rows]).astype(np.float32) if rows else np.zeros((0,), np.float32)
+        for field in ("img_name", "img_path", "img_id", "subject", "action"):
+            db[field] = np.array([r[field] for r in rows])
+        for field in ("R", "t", "focal", "princpt", "joint_world", "pose", "shape", "trans"):
+            db[field] = np.stack([r[field] for r in rows]).astype(np.float32) if rows else np.zeros((0,), np.float32)
         if rows:
             # camera-frame annotated joints (mm)
-            db["joint_cam"] = (np.matmul(db["joint_world"], np.swapaxes(db["R"], 1, 2)) + db["t"][:, None]).astype(np.float32)
+            db["joint_cam"] = (np.matmul(db["joint_world"], np.swapaxes(db["R"], 1, 2))
+                               + db["t"][:, None]).astype(np.float32)
             # the original resets implausible shapes to the mean shape
             db["shape"][np.any(np.abs(db["shape"]) > 3, axis=1)] = 0.0
         else:
@@ -191,6 +193,7 @@ class Human36M(LoaderBase):
 
     def _samples(self, indices: List[int], draws: Optional[List[int]] = None) -> List:
         idx = np.asarray(indices, dtype=np.int64)
+        assert self.meshes is not None, f"{self.name}: no meshes for this split"
         verts, _ = self.meshes.get(idx)
         db = self.db
         joint_cam = db["joint_cam"][idx]
@@ -218,7 +221,7 @@ class Human36M(LoaderBase):
             mesh_valid = 0.0 if bad_fit else 1.0
             lift_valid = 0.0 if (bad_fit and self.joint_set.name == "coco") else 1.0
             detection = self.detections[i] if self.detections is not None else None
-            reg = h36m_rel if use_annotated else reg_targets[k]
+            reg = h36m_rel if reg_targets is None else reg_targets[k]
             out.append(self.assemble(rngs[k], joint_img, lift, mesh_mm=mesh, reg_pose3d=reg,
                                      lift_valid=lift_valid, mesh_valid=mesh_valid, reg_valid=1.0,
                                      detection=detection))
@@ -252,7 +255,7 @@ class Human36M(LoaderBase):
                    ("H36M pose error (PA-MPJPE)", "h36m_pa_mpjpe", h36m["pa_mpjpe"]),
                    ("SMPL pose error (MPJPE)", "smpl_mpjpe", smpl["mpjpe"]),
                    ("SMPL mesh error (MPVPE)", "mpvpe", smpl["mpvpe"])]
-        return self._report(figures, actions, result_dir, f"{self.name}_{self.split}")
+        return self._report_per_action(figures, actions, result_dir, f"{self.name}_{self.split}")
 
     def evaluate_joint(self, results: Mapping[str, np.ndarray], result_dir: Optional[str] = None) -> Dict[str, float]:
         """PoseNet evaluation: lifted Human3.6M joints against the annotated joints (14 evaluation
@@ -264,10 +267,12 @@ class Human36M(LoaderBase):
             err = per_sample_joint_errors(pred, self.db["joint_cam"][rows], self.h36m.root, self.h36m.eval_joints)
         else:
             err = per_sample_joint_errors(pred, self._take(results, "joint_coord_target"), self.joint_set.root)
-        figures = [("pose error (MPJPE)", "mpjpe", err["mpjpe"]), ("pose error (PA-MPJPE)", "pa_mpjpe", err["pa_mpjpe"])]
-        return self._report(figures, self.db["action"][rows], result_dir, f"{self.name}_{self.split}_joint")
+        figures = [("pose error (MPJPE)", "mpjpe", err["mpjpe"]),
+                   ("pose error (PA-MPJPE)", "pa_mpjpe", err["pa_mpjpe"])]
+        return self._report_per_action(figures, self.db["action"][rows], result_dir, f"{self.name}_{self.split}_joint")
 
-    def _report(self, figures, actions: np.ndarray, result_dir: Optional[str], file_name: str) -> Dict[str, float]:
+    def _report_per_action(self, figures, actions: np.ndarray, result_dir: Optional[str],
+                           file_name: str) -> Dict[str, float]:
         totals: Dict[str, float] = {}
         per_action: Dict[str, Dict[str, float]] = {}
         lines = []

@@ -9,7 +9,7 @@ forked data-loader workers), otherwise on demand for the indices asked for (one 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -73,17 +73,18 @@ def run_smpl(mesh_model, pose: np.ndarray, shape: np.ndarray, trans: Optional[np
         vertices ``(B, V, 3)`` and joints ``(B, 24, 3)``, float32, mm.
     """
     n = len(pose)
-    genders = np.asarray(["neutral"] * n if genders is None else list(genders))
+    gender_of = np.asarray(["neutral"] * n if genders is None else list(genders))
     verts_out: Optional[np.ndarray] = None
     joints_out: Optional[np.ndarray] = None
-    for gender in np.unique(genders):
-        sel = np.nonzero(genders == gender)[0]
+    for gender in np.unique(gender_of):
+        sel = np.nonzero(gender_of == gender)[0]
         verts, joints = _layer_forward(mesh_model.layer[str(gender)], pose[sel], shape[sel],
                                        None if trans is None else trans[sel])
-        if verts_out is None:
+        if verts_out is None or joints_out is None:
             verts_out = np.empty((n,) + verts.shape[1:], dtype=np.float32)
             joints_out = np.empty((n,) + joints.shape[1:], dtype=np.float32)
         verts_out[sel], joints_out[sel] = verts, joints
+    assert verts_out is not None and joints_out is not None, "run_smpl needs at least one sample"
     return verts_out * 1000.0, joints_out * 1000.0
 
 
@@ -128,10 +129,10 @@ class MeshBatcher:
     def cached(self) -> bool:
         return self._verts is not None
 
-    def get(self, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    def get(self, indices: Union[Sequence[int], np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         """Vertices ``(B, V, 3)`` and joints ``(B, J, 3)`` (mm) of the samples ``indices``."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if self._verts is not None:
+        if self._verts is not None and self._joints is not None:
             return self._verts[indices], self._joints[indices]
         return self._compute(indices)
 

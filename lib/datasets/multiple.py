@@ -17,12 +17,20 @@ resume, any number of workers).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Any, List, Protocol, Sequence, Tuple
 
 import numpy as np
 from torch.utils.data import Dataset
 
 __all__ = ["MultipleDatasets"]
+
+
+class SizedDataset(Protocol):
+    """What the mixer needs of a dataset: its length and its samples by index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 class MultipleDatasets(Dataset):
@@ -34,7 +42,7 @@ class MultipleDatasets(Dataset):
         seed: base of the mixing choices.
     """
 
-    def __init__(self, datasets: Sequence[Dataset], make_same_len: bool = True, seed: int = 0):
+    def __init__(self, datasets: Sequence[SizedDataset], make_same_len: bool = True, seed: int = 0):
         if not datasets:
             raise ValueError("MultipleDatasets needs at least one dataset")
         lengths = [len(db) for db in datasets]

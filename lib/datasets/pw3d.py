@@ -33,11 +33,19 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 
 from ..coord_utils import cam2pixel, process_bbox
-from .annotation_io import (as_array, coco_index, read_detections, read_intrinsics, read_json, read_smpl_param, require,
-                            stack_rows)
 from ..joints import add_pelvis_and_neck
+from .annotation_io import (
+    as_array,
+    coco_index,
+    read_detections,
+    read_intrinsics,
+    read_json,
+    read_smpl_param,
+    require,
+    stack_rows,
+)
 from .body_base import LoaderBase
-from .common import per_sample_mesh_errors, per_sample_joint_errors, write_result_json
+from .common import per_sample_joint_errors, per_sample_mesh_errors, write_result_json
 from .errors import DatasetError
 from .mesh_batch import normalize_gender
 
@@ -118,7 +126,8 @@ class PW3D(LoaderBase):
             person = int(require(ann, "person_id", path, where))
             rows.append({
                 "annot_id": int(aid), "image_id": img["id"], "person_id": person,
-                "img_path": str(self._path("imageFiles", sequence, str(require(img, "file_name", path, f"image {img['id']}")))),
+                "img_path": str(self._path("imageFiles", sequence,
+                                           str(require(img, "file_name", path, f"image {img['id']}")))),
                 "vid_name": f"{sequence}{person}",
                 **read_intrinsics(cam, path, f"image {img['id']}"), **read_smpl_param(smpl, path, where),
                 "gender": gender})

@@ -24,8 +24,16 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 
 from ..coord_utils import process_bbox
-from .annotation_io import (as_array, coco_index, read_detections, read_intrinsics, read_json, read_smpl_param, require,
-                            stack_rows)
+from .annotation_io import (
+    as_array,
+    coco_index,
+    read_detections,
+    read_intrinsics,
+    read_json,
+    read_smpl_param,
+    require,
+    stack_rows,
+)
 from .body_base import LoaderBase
 from .common import per_sample_joint_errors, per_sample_mesh_errors, write_result_json
 from .errors import DatasetError
@@ -61,8 +69,8 @@ class SURREAL(LoaderBase):
         path = self._path("data", f"{self.file_split}.json")
         images, anns = coco_index(read_json(path, "SURREAL annotation file", HINT), path)
         first_ann: Dict[object, dict] = {}
-        for ann in anns:
-            first_ann.setdefault(ann["image_id"], ann)
+        for record in anns:
+            first_ann.setdefault(record["image_id"], record)
         rows: List[dict] = []
         for image_id, img in images.items():
             ann = first_ann.get(image_id)

@@ -152,7 +152,8 @@ class SyntheticDataset(PoseMeshDataset):
             from ..body_models import MANO, SMPL
 
             synthetic_files = cfg.DATASET.body_model == "synthetic"
-            self.mesh_model = MANO(synthetic=synthetic_files) if self.body == "mano" else SMPL(synthetic=synthetic_files)
+            self.mesh_model = (MANO(synthetic=synthetic_files) if self.body == "mano"
+                               else SMPL(synthetic=synthetic_files))
         expected_vertices = 778 if self.body == "mano" else 6890
         if int(self.mesh_model.vertex_num) != expected_vertices:
             raise ValueError(f"Synthetic dataset with synthetic_body {self.body!r} needs a mesh model with "
