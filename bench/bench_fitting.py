@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_common as bc  # noqa: E402  (sets OMP_WAIT_POLICY before torch is imported)
-
 import torch  # noqa: E402
 
+import bench_common as bc  # noqa: E402  (sets OMP_WAIT_POLICY before torch is imported)
 from pose2mesh.body_models import MANO, SMPL  # noqa: E402
 from pose2mesh.fitting import fit_body  # noqa: E402
 
@@ -57,8 +56,9 @@ def adam_fit(model, joints: int, target: torch.Tensor, goal_mm: float, steps: in
     trans.requires_grad_(True)
     opt = torch.optim.Adam([pose, shape, trans], lr=0.02)
     start, cpu = time.perf_counter(), time.process_time()
-    err = float("inf")
-    for step in range(1, steps + 1):
+    err, taken = float("inf"), 0
+    while taken < steps:
+        taken += 1
         opt.zero_grad()
         verts = model(pose, shape, trans)[0]
         loss = ((verts - target) ** 2).sum(-1).mean()
@@ -67,7 +67,7 @@ def adam_fit(model, joints: int, target: torch.Tensor, goal_mm: float, steps: in
         err = float((verts.detach() - target).norm(dim=-1).mean()) * 1000
         if err <= goal_mm:
             break
-    return step, time.perf_counter() - start, time.process_time() - cpu, err
+    return taken, time.perf_counter() - start, time.process_time() - cpu, err
 
 
 def main() -> None:

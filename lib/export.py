@@ -116,7 +116,7 @@ def save_params_npz(path: os.PathLike, fit: FitResult, kind: Optional[str] = Non
                   global_orient=pose[:, :3], betas=shape, transl=trans)
     arrays["body_pose" if kind == "smpl" else "hand_pose"] = pose[:, 3:]
     path = Path(path)
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -116,7 +116,8 @@ def matrix_to_axis_angle(rot: torch.Tensor) -> torch.Tensor:
     tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
     # four candidate quaternions (w, x, y, z); take the best conditioned one per matrix
     cands = torch.stack([
-        torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+        torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                     m[..., 1, 0] - m[..., 0, 1]], -1),
         torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0],
                      m[..., 0, 2] + m[..., 2, 0]], -1),
         torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr,
@@ -168,7 +169,7 @@ class _Model:
     laplacian: torch.Tensor      # J x J tree Laplacian
     subset: torch.Tensor         # vertex ids used by the start and the first LM iterations
     shape_scale: float           # mean squared shape direction per vertex and coefficient, m^2
-    cache: Dict[str, torch.Tensor] = field(default_factory=dict)
+    cache: Dict[str, Tuple[torch.Tensor, ...]] = field(default_factory=dict)
 
     @property
     def num_joints(self) -> int:
@@ -187,7 +188,7 @@ def _model_tensors(layer, kind: str, device: torch.device) -> _Model:
     key = (kind, str(device))
     if key in per_layer:
         return per_layer[key]
-    f64 = dict(dtype=torch.float64, device=device)
+    f64: Dict[str, Any] = dict(dtype=torch.float64, device=device)
     template = layer.th_v_template[0].to(**f64)
     shapedirs = layer.th_shapedirs.to(**f64)
     num_verts = template.shape[0]
@@ -233,10 +234,8 @@ def _subset_view(model: _Model, ids: Optional[torch.Tensor]):
         return model.template, model.shapedirs, model.posedirs, model.weights
     key = f"subset{ids.numel()}"
     if key not in model.cache:
-        num_verts = model.template.shape[0]
         cols = (ids[:, None] * 3 + torch.arange(3, device=ids.device)).reshape(-1)
         model.cache[key] = (model.template[ids], model.shapedirs[ids], model.posedirs[:, cols], model.weights[ids])
-        assert cols.max() < num_verts * 3
     return model.cache[key]
 
 

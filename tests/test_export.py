@@ -7,8 +7,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from pose2mesh.errors import Pose2MeshError
-from pose2mesh.export import (ExportError, joint_names, pose_glb, read_bvh, save_params_npz, skeleton, write_bvh,
-                              write_glb)
+from pose2mesh.export import (
+    ExportError,
+    joint_names,
+    pose_glb,
+    read_bvh,
+    save_params_npz,
+    skeleton,
+    write_bvh,
+    write_glb,
+)
 from pose2mesh.fitting import fit_mano, fit_smpl
 
 

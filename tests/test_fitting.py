@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from pose2mesh.errors import Pose2MeshError
 from pose2mesh import fitting
-from pose2mesh.fitting import (FitResult, FittingError, axis_angle_to_matrix, fit_body, fit_mano, fit_smpl,
-                               matrix_to_axis_angle)
+from pose2mesh.errors import Pose2MeshError
+from pose2mesh.fitting import (
+    FitResult,
+    FittingError,
+    axis_angle_to_matrix,
+    fit_body,
+    fit_mano,
+    fit_smpl,
+    matrix_to_axis_angle,
+)
 
 
 @pytest.fixture(scope="module")
