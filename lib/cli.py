@@ -13,7 +13,7 @@ import argparse
 import logging
 import re
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from .errors import Pose2MeshError
 
@@ -110,12 +110,12 @@ def _default_gpu(gpu: Optional[str], default_ids: Sequence[int]) -> Optional[str
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is now (so in-process callers can capture it)."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> Any:
         return sys.stdout
 
     @stream.setter
-    def stream(self, value):
+    def stream(self, value: Any) -> None:
         pass
 
 
@@ -189,8 +189,8 @@ def test_main(argv: Optional[Sequence[str]] = None) -> int:
     def go() -> int:
         from .config import load_config
         from .engine import distributed as dist_utils
-        from .engine.experiment import set_entry_command
         from .engine.evaluator import evaluate
+        from .engine.experiment import set_entry_command
 
         _record_entry("main/test.py", argv)
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
+
 from .errors import Pose2MeshError
 
 __all__ = ["ConfigError", "Config", "load_config", "apply_overrides", "config_to_dict", "save_config"]
@@ -281,7 +282,8 @@ def apply_overrides(cfg: Config, overrides: Sequence[str]) -> None:
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"config override {key} {text!r}: not a valid YAML value ({_yaml_problem(err)})") from None
+            problem = _yaml_problem(err)
+            raise ConfigError(f"config override {key} {text!r}: not a valid YAML value ({problem})") from None
         _merge(cfg, {section: {name: value}}, "command line")
 
 

@@ -13,12 +13,11 @@ import pytest
 import torch
 import yaml
 
-from pose2mesh.cli import run_guarded, split_overrides, build_train_parser, train_main
+from pose2mesh.cli import build_train_parser, run_guarded, split_overrides, train_main
 from pose2mesh.config import ConfigError, load_config
 from pose2mesh.engine import Trainer, evaluate, train
 from pose2mesh.errors import OutputError, Pose2MeshError
-
-from test_engine import TINY, only_run, write_cfg  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_engine import only_run, write_cfg  # noqa: E402  (tests/ is on sys.path under pytest)
 
 REPO = Path(__file__).resolve().parents[1]
 

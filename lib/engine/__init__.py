@@ -5,6 +5,6 @@
 ``main/test.py``) parse their arguments into these calls (:mod:`pose2mesh.cli`).
 """
 from .evaluator import EvalResult, evaluate
-from .trainer import TrainResult, Trainer, TrainingError, train
+from .trainer import Trainer, TrainingError, TrainResult, train
 
 __all__ = ["train", "evaluate", "Trainer", "TrainResult", "EvalResult", "TrainingError"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ __all__ = ["collect", "mean_mesh_prediction", "knn_mesh_prediction", "evaluate_b
 log = logging.getLogger(__name__)
 
 
-def collect(dataset, max_samples: int, batch_size: int = 256) -> Dict[str, np.ndarray]:
+def collect(dataset: Any, max_samples: int, batch_size: int = 256) -> Dict[str, np.ndarray]:
     """Normalized 2D inputs (N x J x 2) and root-relative target meshes (N x V x 3, m) of the first
     ``max_samples`` samples, evenly spread over the dataset."""
     n = len(dataset)
@@ -68,7 +68,7 @@ def format_table(rows: Dict[str, Dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_baselines(cfg: Config, mesh_model, test_set, results: Dict[str, np.ndarray], model_metrics: Dict,
+def evaluate_baselines(cfg: Config, mesh_model: Any, test_set: Any, results: Dict[str, np.ndarray], model_metrics: Dict,
                        result_dir: Optional[Path], max_train: int = 4000, k: int = 20) -> Dict[str, Dict[str, float]]:
     """Evaluate both baselines with the test set's own evaluate() and print a comparison table."""
     from ..datasets import build_dataset

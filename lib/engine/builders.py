@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_mesh_model(cfg: Config):
+def build_mesh_model(cfg: Config) -> Any:
     """The SMPL body, or the MANO hand for the ``mano`` joint set; official or synthetic files.
 
     Every run builds its body model first: the config's folders (``DATASET.data_dir``,
@@ -61,7 +61,7 @@ class GraphSet:
     vertex_num: int
 
 
-def build_graphs(mesh_model, joint_set: JointSet) -> GraphSet:
+def build_graphs(mesh_model: Any, joint_set: JointSet) -> GraphSet:
     from ..graph_utils import build_coarse_graphs
 
     levels = 6 if mesh_model.name == "mano" else 9
@@ -78,13 +78,15 @@ def build_model(cfg: Config, joint_set: JointSet, graphs: Optional[GraphSet]) ->
                                  p_dropout=cfg.MODEL.posenet_dropout)
     from ..models import pose2mesh_net
 
+    if graphs is None:
+        raise ValueError("build_model: Pose2Mesh needs the coarsened graphs")
     return pose2mesh_net.get_model(joint_set.num_joints, graphs.laplacians, hid_dim=cfg.MODEL.posenet_hid_dim,
                                    channel_divisor=cfg.MODEL.meshnet_channel_divisor,
                                    p_dropout=cfg.MODEL.posenet_dropout,
                                    graph_perm_reverse=graphs.perm_reverse, num_vertices=graphs.vertex_num)
 
 
-def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+def build_optimizer(cfg: Config, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     t = cfg.TRAIN
     if t.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=t.lr)
@@ -98,7 +100,7 @@ def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
 _OPTIMIZER_MARK = {"rmsprop": "alpha", "adam": "betas", "sgd": "nesterov"}
 
 
-def load_optimizer_state(cfg: Config, optimizer: torch.optim.Optimizer, state: dict, source) -> None:
+def load_optimizer_state(cfg: Config, optimizer: torch.optim.Optimizer, state: Dict[str, Any], source: object) -> None:
     """Load a checkpoint's optimizer state into the optimizer of ``TRAIN.optimizer``.
 
     Raises:
@@ -113,7 +115,7 @@ def load_optimizer_state(cfg: Config, optimizer: torch.optim.Optimizer, state: d
     optimizer.load_state_dict(state)
 
 
-def build_scheduler(cfg: Config, optimizer):
+def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
     t = cfg.TRAIN
     if t.scheduler == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.lr_step), gamma=t.lr_factor)
@@ -122,7 +124,7 @@ def build_scheduler(cfg: Config, optimizer):
                                                       patience=10, min_lr=1e-5)
 
 
-def build_datasets(cfg: Config, names: Sequence[str], split: str, mesh_model) -> List[torch.utils.data.Dataset]:
+def build_datasets(cfg: Config, names: Sequence[str], split: str, mesh_model: Any) -> List[Any]:
     from ..datasets import build_dataset
 
     datasets = []

@@ -85,11 +85,11 @@ class RunContext:
             return torch.nn.DataParallel(self.model, device_ids=self.gpu_ids)
         return self.model
 
-    def test_loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+    def test_loader(self, dataset: Any, batch_size: int) -> DataLoader:
         """Ordered test batches of ``(index, sample)``; under DDP each rank takes every W-th sample."""
         indexed: Dataset = IndexedDataset(dataset)
         if self.dist.enabled:  # shard without padding: rank r takes r, r+W, ...
-            indexed = Subset(indexed, list(range(self.dist.rank, len(indexed), self.dist.world_size)))
+            indexed = Subset(indexed, list(range(self.dist.rank, len(dataset), self.dist.world_size)))
         return DataLoader(indexed, batch_size=batch_size, shuffle=False, num_workers=self.workers,
                           pin_memory=self.device.type == "cuda")
 
@@ -115,7 +115,7 @@ def build_context(cfg: Config, device: DeviceSpec = None) -> RunContext:
     regressor = mesh_model.joint_regressor(target_set.name) if is_mesh else None
     model = builders.build_model(cfg, joint_set, graphs).to(dev)
     criterion: torch.nn.Module
-    if is_mesh:
+    if regressor is not None:
         criterion = MeshCriterion(cfg, mesh_model.face, regressor).to(dev)
     else:
         criterion = LiftCriterion().to(dev)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from ..config import Config
 from ..coord_utils import regress_joints
 from ..device import move_to
-from . import distributed as dist_utils
 from ..errors import Pose2MeshError
+from . import distributed as dist_utils
 
 __all__ = ["NonFiniteLossError", "MeshCriterion", "LiftCriterion", "IndexedDataset", "train_one_epoch",
            "run_inference", "StageOutputs"]
@@ -37,8 +37,10 @@ class NonFiniteLossError(Pose2MeshError, RuntimeError):
     exit_code = 3
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+def _unwrap(model: torch.nn.Module) -> Any:
+    """The bare model inside DataParallel / DistributedDataParallel."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 @dataclass
@@ -89,7 +91,7 @@ class MeshCriterion(torch.nn.Module):
 class LiftCriterion(torch.nn.Module):
     """PoseNet: masked L1 between lifted and ground-truth root-relative 3D joints (mm)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         from ..losses import CoordLoss
 
@@ -98,32 +100,33 @@ class LiftCriterion(torch.nn.Module):
     def predict(self, model: torch.nn.Module, pose2d: torch.Tensor) -> StageOutputs:
         return StageOutputs(None, model(pose2d), None)
 
-    def forward(self, out: StageOutputs, targets, meta, epoch: int) -> Dict[str, torch.Tensor]:
+    def forward(self, out: StageOutputs, targets: Dict[str, torch.Tensor], meta: Dict[str, torch.Tensor],
+                epoch: int) -> Dict[str, torch.Tensor]:
         return {"lift": self.coord(out.lifted, targets["lift_pose3d"], meta["lift_pose3d_valid"])}
 
 
 class IndexedDataset(Dataset):
     """Yields ``(index, sample)`` so that results gathered from several ranks can be ordered."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Any):
         self.dataset = dataset
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, idx: int):
+    def __getitem__(self, idx: int) -> Tuple[int, Any]:
         return idx, self.dataset[idx]
 
-    def __getitems__(self, indices):
+    def __getitems__(self, indices: Sequence[int]) -> List[Tuple[int, Any]]:
         """Batched access, kept when the dataset has it (one vectorized body-model call)."""
         getitems = getattr(self.dataset, "__getitems__", None)
         samples = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
         return list(zip(indices, samples))
 
 
-def train_one_epoch(model, criterion, optimizer, loader: DataLoader, device: torch.device, epoch: int,
-                    global_step: int, print_freq: int, max_iters: int = 0, writer=None,
-                    show_progress: bool = True) -> tuple[Dict[str, float], int]:
+def train_one_epoch(model: torch.nn.Module, criterion: Any, optimizer: torch.optim.Optimizer, loader: DataLoader,
+                    device: torch.device, epoch: int, global_step: int, print_freq: int, max_iters: int = 0,
+                    writer: Any = None, show_progress: bool = True) -> Tuple[Dict[str, float], int]:
     """One epoch. Returns the mean of each loss term (and 'total') and the new global step."""
     model.train()
     sums: Dict[str, float] = {}
@@ -168,7 +171,7 @@ def train_one_epoch(model, criterion, optimizer, loader: DataLoader, device: tor
 
 
 @torch.no_grad()
-def run_inference(model, criterion, loader: DataLoader, device: torch.device, keep_mesh: bool,
+def run_inference(model: torch.nn.Module, criterion: Any, loader: DataLoader, device: torch.device, keep_mesh: bool,
                   max_samples: int = 0, show_progress: bool = True, desc: str = "test") -> Dict[str, np.ndarray]:
     """Predict every sample of ``loader`` (an IndexedDataset loader).
 
@@ -179,7 +182,7 @@ def run_inference(model, criterion, loader: DataLoader, device: torch.device, ke
     model.eval()
     parts: Dict[str, List[np.ndarray]] = {}
     seen = 0
-    for idx, (inputs, targets, meta) in tqdm(loader, disable=not show_progress, dynamic_ncols=True, leave=False,
+    for idx, (inputs, targets, _meta) in tqdm(loader, disable=not show_progress, dynamic_ncols=True, leave=False,
                                               desc=desc):
         inputs, targets = move_to((inputs, targets), device)
         out = criterion.predict(model, inputs["pose2d"].float())

@@ -20,18 +20,18 @@ def save_curve(values: Sequence[float], path: Path, title: str, epochs: Optional
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
+    y = np.asarray(values, dtype=float)
+    if y.size == 0:
         return
-    epochs = np.arange(1, len(values) + 1) if epochs is None else np.asarray(list(epochs), dtype=float)
-    if epochs.shape != values.shape:
-        raise ValueError(f"save_curve: {len(values)} values but {len(epochs)} epochs")
+    x = np.arange(1, len(y) + 1) if epochs is None else np.asarray(list(epochs), dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"save_curve: {len(y)} values but {len(x)} epochs")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(epochs, values, "b-o", markersize=3, label=title)
-    finite = np.isfinite(values)
+    ax.plot(x, y, "b-o", markersize=3, label=title)
+    finite = np.isfinite(y)
     if finite.any():
-        best = int(np.nanargmin(np.where(finite, values, np.nan)))
-        ax.annotate(f"{values[best]:.2f}", (epochs[best], values[best]), textcoords="offset points",
+        best = int(np.nanargmin(np.where(finite, y, np.nan)))
+        ax.annotate(f"{y[best]:.2f}", (x[best], y[best]), textcoords="offset points",
                     xytext=(5, 8))
     ax.set_xlabel("epoch")
     ax.set_title(title)

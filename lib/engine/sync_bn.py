@@ -9,6 +9,8 @@ checkpoints are unchanged.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -22,13 +24,13 @@ class _AllReduceSum(torch.autograd.Function):
     (one more all-reduce in the backward pass)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         out = x.detach().clone(memory_format=torch.contiguous_format)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad
@@ -53,6 +55,8 @@ class DistributedBatchNorm1d(nn.BatchNorm1d):
         mean = first[1:] / n
         var = all_reduce_sum(((x - mean.view(shape)) ** 2).sum(dim=dims)) / n  # biased, as batch norm normalizes
         if self.track_running_stats:
+            assert self.num_batches_tracked is not None and self.running_mean is not None
+            assert self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

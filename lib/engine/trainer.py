@@ -21,10 +21,18 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import (CheckpointError, check_resumable, checkpoint_candidates, load_checkpoint,
-                          load_model_weights, resolve_weights, save_checkpoint, strip_module_prefix)
+from ..checkpoint import (
+    CheckpointError,
+    check_resumable,
+    checkpoint_candidates,
+    load_checkpoint,
+    load_model_weights,
+    resolve_weights,
+    save_checkpoint,
+    strip_module_prefix,
+)
 from ..config import Config
 from ..device import DeviceSpec
 from ..errors import Pose2MeshError
@@ -110,7 +118,7 @@ def find_resume_checkpoint(path: Optional[Union[str, Path]], experiment_root: Pa
 
 
 def _rng_state() -> Dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: Tuple[Any, ...] = tuple(np.random.get_state())
     return {"torch": torch.get_rng_state(),
             "numpy": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
             "numpy_pos": int(np_state[2]),
@@ -195,7 +203,7 @@ class Trainer:
         if len(train_sets) > 1:
             from ..datasets.multiple import MultipleDatasets
 
-            self.train_set: Dataset = MultipleDatasets(train_sets, make_same_len=True)
+            self.train_set: Any = MultipleDatasets(train_sets, make_same_len=True)
         else:
             self.train_set = train_sets[0]
         global_batch = per_dataset * len(train_sets)
@@ -206,7 +214,8 @@ class Trainer:
 
         if cfg.MODEL.posenet_pretrained and ctx.is_mesh and self._resume_state is None:
             file = resolve_weights(cfg.MODEL.posenet_path, prefer="best")
-            load_model_weights(ctx.model.pose_lifter, load_checkpoint(file), strict=True)
+            lifter: torch.nn.Module = ctx.model.pose_lifter
+            load_model_weights(lifter, load_checkpoint(file), strict=True)
             log.info("PoseNet weights loaded from %s", file)
         self.optimizer = builders.build_optimizer(cfg, ctx.model.parameters())
         self.scheduler = builders.build_scheduler(cfg, self.optimizer)
