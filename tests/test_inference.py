@@ -98,3 +98,24 @@ def test_bad_poses_are_refused(predictor):
         predictor.predict(bad)
     with pytest.raises(InferenceError, match="degenerate"):
         predictor.predict(np.tile([[5.0, 5.0]], (17, 1))[None])
+
+
+def test_the_python_example_of_demo_readme_runs(tmp_path, monkeypatch, capsys):
+    """demo/README.md's Python example runs as written, in a folder holding a training run."""
+    import re
+    import shutil
+
+    from test_demo import REPO, SINGLE_POSE
+
+    text = (REPO / "demo" / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 10
+    _tiny_run(tmp_path / "experiment" / "exp_01-01_00:00", "human36")
+    (tmp_path / "demo").mkdir()
+    shutil.copy(SINGLE_POSE, tmp_path / "demo" / SINGLE_POSE.name)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "demo/README.md", "exec"), {})
+    assert "(1, 6890, 3)" in capsys.readouterr().out
+    from pose2mesh.vis import load_obj_vertices
+
+    assert load_obj_vertices(tmp_path / "person.obj")[0].shape == (6890, 3)

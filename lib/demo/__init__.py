@@ -6,6 +6,7 @@ A thin command line (``demo/run.py``) over the package, one module per stage:
 - detection: :mod:`pose2mesh.detection` (optional extra, offline weights);
 - :mod:`.tracking`: video only, stable ids and smoothed keypoints (:mod:`pose2mesh.tracking`);
 - :mod:`.prediction`: a :class:`pose2mesh.inference.Predictor` from the flags;
+- :mod:`.fitting`: SMPL / MANO parameters of the meshes (:mod:`pose2mesh.fitting`, :mod:`pose2mesh.export`);
 - :mod:`.rendering`: poses and meshes over the image;
 - :mod:`.outputs`: keypoints JSON (COCO results format), OBJ, summaries;
 - :mod:`.video`: frames in, tracked meshes out (MP4, per-track npz);
