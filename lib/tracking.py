@@ -218,19 +218,20 @@ def smooth_track(keypoints, fps: float, strength: float = 1.0, *, min_cutoff: fl
     to the first, which cancels most of the forward pass's lag (measured in
     ``bench/bench_smoothing.py``, where it beats a single forward pass). The coordinates are
     divided by the person's size (the median diagonal of its keypoint box) while filtering, so
-    ``beta`` is per person size per second and the defaults do not depend on the resolution.
+    speeds are in person sizes per second and the defaults do not depend on the resolution or
+    on the person's distance.
 
     Args:
         keypoints: ``(T, J, 3)`` x, y (pixels) and confidence per frame and joint (``(T, J, 2)``:
             all confident). Joints with confidence <= 0 or NaN coordinates are missing: they are
             returned as given and do not affect their neighbours in time.
         fps: the video's frame rate (Hz).
-        strength: how strongly to smooth. The filter's cutoff frequencies (``min_cutoff`` and
-            ``beta``) are divided by ``strength``: 1 is the tuned default, 2 halves the
-            bandwidth (smoother, more lag on fast motion), 0.5 doubles it, and 0 turns smoothing
-            off (the input comes back unchanged).
+        strength: how strongly to smooth: the filter's cutoff frequency
+            ``min_cutoff + beta |speed|`` is divided by ``strength`` (both terms). 1 is the tuned
+            default, 2 halves the bandwidth (smoother, more lag on fast motion), 0.5 doubles it,
+            and 0 turns smoothing off (the input comes back unchanged).
         min_cutoff, beta, d_cutoff: the 1€ parameters at strength 1 (see :class:`OneEuroFilter`;
-            ``beta`` in inverse person sizes per second).
+            Hz, Hz per person size per second, Hz).
         backward: False keeps the forward pass only (causal, as an online filter would be).
 
     Returns:

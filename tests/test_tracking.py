@@ -99,6 +99,12 @@ def test_detection_without_valid_joints_gets_minus_one():
     assert tracker.next_id == 1
 
 
+def test_detections_without_confidence_count_as_confident():
+    frames, _ = crossing_frames(np.random.default_rng(11))
+    without = [[d[:, :2] for d in frame] for frame in frames]
+    assert Tracker.run(without) == Tracker.run(frames)
+
+
 def test_low_confidence_joints_are_ignored_in_matching():
     tracker = Tracker(confidence_threshold=0.3)
     tracker.update([person(100, 500, 300)])
