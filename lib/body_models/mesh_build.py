@@ -15,7 +15,7 @@ the same on every machine.
 from __future__ import annotations
 
 from collections import deque
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.optimize
@@ -144,7 +144,7 @@ def _edge_key(a: int, b: int) -> Tuple[int, int]:
 def orient_faces(faces: np.ndarray, verts: np.ndarray) -> np.ndarray:
     """Consistent winding by breadth-first propagation from face 0, outward (positive volume)."""
     faces = faces.copy()
-    edge_faces = {}
+    edge_faces: Dict[Tuple[int, int], List[int]] = {}
     for f, tri in enumerate(faces):
         for k in range(3):
             edge_faces.setdefault(_edge_key(tri[k], tri[(k + 1) % 3]), []).append(f)
@@ -180,31 +180,32 @@ def split_longest_edges(verts: np.ndarray, faces: np.ndarray, count: int, parts:
     """Add ``count`` vertices by splitting the longest edges at their midpoints.
 
     Each split replaces the two triangles beside the edge by four, so a manifold stays one
-    (rim edges of an open surface are never split). Ties are broken by vertex indices, so the result does not depend on the machine.
+    (rim edges of an open surface are never split). Ties are broken by vertex indices, so the result
+    does not depend on the machine.
     """
-    verts = [v for v in verts]
-    parts = list(parts)
-    faces = [list(f) for f in faces]
+    vert_list = [v for v in verts]
+    part_list = list(parts)
+    face_list = [list(f) for f in faces]
     for _ in range(count):
-        edge_faces = {}
-        for f, tri in enumerate(faces):
+        edge_faces: Dict[Tuple[int, int], List[int]] = {}
+        for f, tri in enumerate(face_list):
             for k in range(3):
                 edge_faces.setdefault(_edge_key(tri[k], tri[(k + 1) % 3]), []).append(f)
         interior = [e for e, fs in edge_faces.items() if len(fs) == 2]  # never split a rim edge
-        best = max(interior, key=lambda e: (float(np.sum((verts[e[0]] - verts[e[1]]) ** 2)), -e[0], -e[1]))
+        best = max(interior, key=lambda e: (float(np.sum((vert_list[e[0]] - vert_list[e[1]]) ** 2)), -e[0], -e[1]))
         a, b = best
-        m = len(verts)
-        verts.append((verts[a] + verts[b]) / 2.0)
-        parts.append(parts[a])
+        m = len(vert_list)
+        vert_list.append((vert_list[a] + vert_list[b]) / 2.0)
+        part_list.append(part_list[a])
         for f in edge_faces[best]:
-            tri = faces[f]
+            tri = face_list[f]
             k = [idx for idx in range(3) if tri[idx] not in best][0]
             c = tri[k]
             # keep the winding of the original triangle (c, x, y)
             x, y = tri[(k + 1) % 3], tri[(k + 2) % 3]
-            faces[f] = [c, x, m]
-            faces.append([c, m, y])
-    return np.array(verts), np.array(faces, dtype=np.int64), np.array(parts)
+            face_list[f] = [c, x, m]
+            face_list.append([c, m, y])
+    return np.array(vert_list), np.array(face_list, dtype=np.int64), np.array(part_list)
 
 
 def vertex_adjacency(faces: np.ndarray, num_verts: int):
@@ -253,7 +254,7 @@ def check_closed_manifold(faces: np.ndarray, num_verts: int) -> None:
     if n_comp != 1:
         raise ValueError(f"{n_comp} connected components")
     # every vertex's faces form one fan (a disk): its link is a single cycle
-    link = {}
+    link: Dict[int, Dict[int, int]] = {}
     for tri in faces:
         for k in range(3):
             link.setdefault(int(tri[k]), {})[int(tri[(k + 1) % 3])] = int(tri[(k + 2) % 3])
@@ -261,11 +262,12 @@ def check_closed_manifold(faces: np.ndarray, num_verts: int) -> None:
         start = next(iter(nxt))
         cur, steps = start, 0
         while True:
-            cur = nxt.get(cur)
+            step = nxt.get(cur)
             steps += 1
-            if cur is None or cur == start or steps > len(nxt):
+            if step is None or step == start or steps > len(nxt):
                 break
-        if cur != start or steps != len(nxt):
+            cur = step
+        if step != start or steps != len(nxt):
             raise ValueError(f"vertex {v} is not a manifold vertex")
     euler = num_verts - len(directed) // 2 + len(faces)
     if euler != 2:
@@ -282,11 +284,11 @@ def resample_polyline(points: np.ndarray, n: int, smooth: int = 3) -> Tuple[np.n
     """``n`` points evenly spaced by arc length along a (slightly smoothed) polyline, and their
     arc-length fraction in [0, 1]."""
     pts = np.asarray(points, dtype=np.float64)
-    dense = [pts[0]]
+    points_dense = [pts[0]]
     for a, b in zip(pts[:-1], pts[1:]):
         for t in np.linspace(0, 1, 21)[1:]:
-            dense.append(a + t * (b - a))
-    dense = np.array(dense)
+            points_dense.append(a + t * (b - a))
+    dense = np.array(points_dense)
     for _ in range(smooth * 10):
         dense[1:-1] = 0.5 * dense[1:-1] + 0.25 * (dense[:-2] + dense[2:])
     seg = np.sqrt(np.sum((dense[1:] - dense[:-1]) ** 2, axis=1))
@@ -296,7 +298,7 @@ def resample_polyline(points: np.ndarray, n: int, smooth: int = 3) -> Tuple[np.n
     return out, targets / arc[-1]
 
 
-def polyline_length(points: Sequence[Sequence[float]]) -> float:
+def polyline_length(points: Union[Sequence[Sequence[float]], np.ndarray]) -> float:
     pts = np.asarray(points, dtype=np.float64)
     return float(np.sum(np.sqrt(np.sum((pts[1:] - pts[:-1]) ** 2, axis=1))))
 
@@ -436,7 +438,7 @@ def move_to_indices(verts: np.ndarray, targets: np.ndarray, indices: Sequence[in
 
 def boundary_vertices(faces: np.ndarray, num_verts: int) -> np.ndarray:
     """(V,) bool: vertices on an edge that only one face uses."""
-    count = {}
+    count: Dict[Tuple[int, int], int] = {}
     for tri in faces:
         for k in range(3):
             e = _edge_key(int(tri[k]), int(tri[(k + 1) % 3]))

@@ -16,8 +16,14 @@ import numpy as np
 import torch
 
 from .. import paths
-from ..joints import (JOINT_SETS, add_pelvis_and_neck, MANO_FINGERTIP_VERTICES, MANO_ORIGINAL_JOINT_NAMES,
-                      SMPL_FACE_KEYPOINT_VERTICES, remap_joints)
+from ..joints import (
+    JOINT_SETS,
+    MANO_FINGERTIP_VERTICES,
+    MANO_ORIGINAL_JOINT_NAMES,
+    SMPL_FACE_KEYPOINT_VERTICES,
+    add_pelvis_and_neck,
+    remap_joints,
+)
 from .model_file import BodyModelError, missing_file_error
 from .synthetic import ensure_synthetic_models
 
@@ -108,7 +114,7 @@ class SMPL:
                     errors[gender] = exc
             self._regressor_paths = {"human36": data_dir / "Human36M" / "J_regressor_h36m_correct.npy",
                                      "coco": data_dir / "COCO" / "J_regressor_coco.npy"}
-            used = ", ".join(Path(l.model_path).name for l in layers.values())
+            used = ", ".join(Path(layer.model_path).name for layer in layers.values())
             self.description = (f"official SMPL model files from {model_dir} ({used}); regressors from "
                                 f"{self._regressor_paths['human36']} and {self._regressor_paths['coco']}")
         self.layer = _LayerDict(layers, errors)

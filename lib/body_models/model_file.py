@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterable, Union
 
 import numpy as np
 import scipy.sparse
+
 from ..errors import Pose2MeshError
 
 __all__ = ["BodyModelError", "load_model_file", "missing_file_error", "find_model_file"]
@@ -139,7 +140,7 @@ def _to_plain(obj: Any, path: PathLike, depth: int = 0) -> Any:
         state = _state_dict(obj, path)
         if isinstance(obj, (_CSC, _CSR)):
             try:
-                shape = state.get("_shape", state.get("shape"))
+                shape: Any = state.get("_shape", state.get("shape"))  # file content: checked by tuple(int(...))
                 matrix_type = scipy.sparse.csc_matrix if isinstance(obj, _CSC) else scipy.sparse.csr_matrix
                 return matrix_type((np.asarray(state["data"]), np.asarray(state["indices"]),
                                     np.asarray(state["indptr"])), shape=tuple(int(s) for s in shape))

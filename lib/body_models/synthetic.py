@@ -71,6 +71,7 @@ def _write_body(directory: Path) -> None:
     data = build_synthetic_body()
     h36m = data.pop("J_regressor_h36m")
     coco = data.pop("J_regressor_coco")
+    assert isinstance(h36m, np.ndarray) and isinstance(coco, np.ndarray)
     data["synthetic"] = f"Pose2Mesh reimplementation synthetic body, generator version {GENERATOR_VERSION}; not SMPL"
     _atomic_write(directory / SYNTHETIC_FILE_NAMES["J_regressor_h36m"], lambda f: np.save(f, h36m))
     _atomic_write(directory / SYNTHETIC_FILE_NAMES["J_regressor_coco"], lambda f: np.save(f, coco))

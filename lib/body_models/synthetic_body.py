@@ -25,14 +25,28 @@ is identical on every machine and thread count.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from ..joints import JOINT_SETS, SMPL_FACE_KEYPOINT_VERTICES
-from .mesh_build import (MeshBuilder, Tube, blurred_part_masks, bone_axis_points, check_closed_manifold,
-                         coons_patch, disk_directions, fit_vertex_regressor, interp_table, move_to_indices,
-                         orient_faces, rect_loop, skinning_weights, split_longest_edges, taubin_smooth)
+from .mesh_build import (
+    MeshBuilder,
+    Tube,
+    blurred_part_masks,
+    bone_axis_points,
+    check_closed_manifold,
+    coons_patch,
+    disk_directions,
+    fit_vertex_regressor,
+    interp_table,
+    move_to_indices,
+    orient_faces,
+    rect_loop,
+    skinning_weights,
+    split_longest_edges,
+    taubin_smooth,
+)
 
 __all__ = ["SMPL_PARENTS", "build_synthetic_body"]
 
@@ -162,7 +176,7 @@ def _ring_counts(budget: int) -> Tuple[int, Dict[str, int], int]:
                 n += (rings - 1) * ring[name] + (tube.cap[0] - 1) * (tube.cap[1] - 1)
         return n
 
-    best = None
+    best: Optional[Tuple[int, Dict[str, int]]] = None
     for step in np.arange(0.030, 0.010, -0.0005):
         torso_rings = int(round(torso_len / step)) + 1
         counts = {name: int(round(t.length() / step)) + 1 for name, t in tubes.items()}
@@ -170,6 +184,7 @@ def _ring_counts(budget: int) -> Tuple[int, Dict[str, int], int]:
             best = (torso_rings, counts)
         else:
             break
+    assert best is not None, "no ring spacing fits the vertex budget"
     torso_rings, counts = best
     # top up with whole rings on the limbs, alternating sides, while they fit
     changed = True

@@ -12,15 +12,29 @@ side. The fingertip vertices the original uses (:data:`MANO_FINGERTIP_VERTICES`,
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse
 
 from ..joints import MANO_FINGERTIP_VERTICES
-from .mesh_build import (MeshBuilder, blurred_part_masks, bone_axis_points, boundary_vertices, Tube, coons_patch, disk_directions, fit_vertex_regressor,
-                         interp_table, move_to_indices, orient_faces, rect_loop, skinning_weights,
-                         split_longest_edges, taubin_smooth)
+from .mesh_build import (
+    MeshBuilder,
+    Tube,
+    blurred_part_masks,
+    bone_axis_points,
+    boundary_vertices,
+    coons_patch,
+    disk_directions,
+    fit_vertex_regressor,
+    interp_table,
+    move_to_indices,
+    orient_faces,
+    rect_loop,
+    skinning_weights,
+    split_longest_edges,
+    taubin_smooth,
+)
 
 __all__ = ["MANO_PARENTS", "build_synthetic_hand", "hand_design_joints"]
 
@@ -75,7 +89,7 @@ def _palm_profile(x: float) -> Tuple[float, float]:
 
 def _tubes(joints: np.ndarray, tips: np.ndarray) -> Dict[str, Tube]:
     tubes = {}
-    for k, (name, (first, _, radius)) in enumerate(_FINGERS.items()):
+    for name, (first, _, radius) in _FINGERS.items():
         z = _finger_z(name)
         control = [(_KNUCKLE_X, 0.0, z), joints[first], joints[first + 1], joints[first + 2],
                    tips[("index", "middle", "ring", "pinky").index(name) + 1]]
@@ -157,12 +171,13 @@ def _ring_plan(palm_rings: int = 7) -> Tuple[int, Dict[str, int], int]:
     """Tube ring counts (by one common spacing) with a vertex total just below 778."""
     joints, tips = hand_design_joints()
     tubes = _tubes(joints, tips)
-    best = None
+    best: Optional[Dict[str, int]] = None
     for step in np.arange(0.012, 0.004, -0.0001):
         counts = {name: int(round(tube.length() / step)) + 1 for name, tube in tubes.items()}
         if _vertex_count(palm_rings, counts) > NUM_VERTS:
             break
         best = counts
+    assert best is not None, "no ring spacing fits the vertex budget"
     return palm_rings, best, _vertex_count(palm_rings, best)
 
 

@@ -27,8 +27,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
-from torch.nn import Module
 from smplx.lbs import batch_rodrigues, lbs
+from torch.nn import Module
 
 from pose2mesh.body_models.model_file import find_model_file, load_model_file
 from pose2mesh.body_models.placement import center_or_translate
@@ -42,6 +42,11 @@ MANO_SOURCE = ("Register and download MANO from https://mano.is.tue.mpg.de (the 
 # order of the 16 joints + 5 tips in the output (wrist, thumb, index, middle, ring, pinky)
 _JOINT_REORDER = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 _TIPS = {"right": [745, 317, 444, 556, 673], "left": [745, 317, 445, 556, 673]}
+# manopth's default arguments, one tensor each, created once as in the original signature
+_DEFAULT_BETAS = torch.zeros(1)
+_DEFAULT_TRANS = torch.zeros(1)
+_DEFAULT_ROOT_PALM = torch.Tensor([0])
+_DEFAULT_SHARE_BETAS = torch.Tensor([0])
 
 
 def _dense(array) -> np.ndarray:
@@ -161,9 +166,9 @@ class ManoLayer(Module):
                              f"rotation matrices, got {tuple(th_pose_coeffs.shape)}")
         return project_to_rotations(th_pose_coeffs)
 
-    def forward(self, th_pose_coeffs: torch.Tensor, th_betas: Optional[torch.Tensor] = torch.zeros(1),
-                th_trans: Optional[torch.Tensor] = torch.zeros(1), root_palm: torch.Tensor = torch.Tensor([0]),
-                share_betas: torch.Tensor = torch.Tensor([0])) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, th_pose_coeffs: torch.Tensor, th_betas: Optional[torch.Tensor] = _DEFAULT_BETAS,
+                th_trans: Optional[torch.Tensor] = _DEFAULT_TRANS, root_palm: torch.Tensor = _DEFAULT_ROOT_PALM,
+                share_betas: torch.Tensor = _DEFAULT_SHARE_BETAS) -> Tuple[torch.Tensor, torch.Tensor]:
         """Pose and shape the hand.
 
         Args:

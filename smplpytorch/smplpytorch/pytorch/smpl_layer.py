@@ -20,8 +20,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
-from torch.nn import Module
 from smplx.lbs import lbs
+from torch.nn import Module
 
 from pose2mesh.body_models.model_file import find_model_file, load_model_file
 from pose2mesh.body_models.placement import center_or_translate
@@ -36,6 +36,9 @@ SMPL_FILE_NAMES = {
 SMPL_SOURCE = ("Register and download SMPL from https://smpl.is.tue.mpg.de (the neutral model comes "
                "with SMPLify at https://smplify.is.tue.mpg.de), as the original Pose2Mesh README says, "
                "or use the synthetic body (DATASET.body_model: 'synthetic').")
+# smplpytorch's default arguments, one tensor each, created once as in the original signature
+_DEFAULT_BETAS = torch.zeros(1)
+_DEFAULT_TRANS = torch.zeros(1)
 
 
 def _dense(array) -> np.ndarray:
@@ -90,8 +93,8 @@ class SMPL_Layer(Module):
         self.num_joints = len(parents)
         self.register_buffer("th_parents", torch.tensor(parents, dtype=torch.long), persistent=False)
 
-    def forward(self, th_pose_axisang: torch.Tensor, th_betas: Optional[torch.Tensor] = torch.zeros(1),
-                th_trans: Optional[torch.Tensor] = torch.zeros(1)) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, th_pose_axisang: torch.Tensor, th_betas: Optional[torch.Tensor] = _DEFAULT_BETAS,
+                th_trans: Optional[torch.Tensor] = _DEFAULT_TRANS) -> Tuple[torch.Tensor, torch.Tensor]:
         """Pose and shape the body.
 
         Args:
