@@ -31,8 +31,9 @@ running statistics is folded into ``W`` and ``b``. A layer that reads an x2-upsa
 the coarse input and a ``parent`` index: the dense products run on the coarse rows and only their
 ``Fout``-wide results are upsampled (exact: the Linear acts row by row). Results equal the
 original's stacked formulation to float32 rounding (float64: to 1e-12); the tests check both.
-Speed and memory against the original's formulation: ``bench/README.md``. Under autocast, or when ``x`` and ``L`` differ in dtype, the composed path below runs instead
-(:func:`chebyshev_basis` then ``K`` products), whose dense products follow the ambient autocast.
+Speed and memory against the original's formulation: ``bench/README.md``. Under autocast, or
+when ``x`` and ``L`` differ in dtype, the composed path below runs instead (:func:`chebyshev_basis`
+then ``K`` products), whose dense products follow the ambient autocast.
 
 Sparse products run in the Laplacian's dtype with autocast switched off (sparse kernels have no
 bfloat16 path on every device); the dense products follow the ambient autocast, so
@@ -46,6 +47,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 __all__ = ["to_torch_sparse", "sparse_parts", "sparse_from_parts", "is_symmetric", "chebyshev_basis", "cheb_conv",
            "SPARSE_LAYOUTS"]
@@ -98,7 +100,7 @@ def sparse_parts(t: torch.Tensor) -> Dict[str, torch.Tensor]:
     raise ValueError(f"expected a sparse COO or CSR tensor, got layout {t.layout}")
 
 
-def sparse_from_parts(parts: Mapping[str, torch.Tensor], size: Tuple[int, int]) -> torch.Tensor:
+def sparse_from_parts(parts: Mapping[str, torch.Tensor], size: Tuple[int, ...]) -> torch.Tensor:
     """The sparse matrix back from :func:`sparse_parts` (a view: no data is copied)."""
     if "crow_indices" in parts:
         with warnings.catch_warnings():
@@ -268,23 +270,24 @@ def _transpose(L: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _folded_batch_norm(linear: nn.Linear, bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+def _folded_batch_norm(linear: nn.Linear, bn: _BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
     """The Linear's weight and bias with an evaluation-mode BatchNorm folded in:
     ``bn(linear(x)) = x W'^T + b'`` with ``W' = s W``, ``b' = s (b - mean) + beta``,
     ``s = gamma / sqrt(var + eps)``."""
-    scale = torch.rsqrt(bn.running_var + bn.eps)
+    running_mean, running_var = bn.running_mean, bn.running_var
+    assert running_mean is not None and running_var is not None  # see _bn_foldable
+    scale = torch.rsqrt(running_var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight
-    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
-    bias = (bias - bn.running_mean) * scale
+    bias: torch.Tensor = linear.bias if linear.bias is not None else torch.zeros_like(running_mean)
+    bias = (bias - running_mean) * scale
     if bn.bias is not None:
         bias = bias + bn.bias
     return linear.weight * scale[:, None], bias
 
 
-def _bn_foldable(bn: Optional[nn.Module]) -> bool:
-    return (isinstance(bn, nn.modules.batchnorm._BatchNorm) and not bn.training
-            and bn.running_mean is not None and bn.running_var is not None)
+def _bn_foldable(bn: _BatchNorm) -> bool:
+    return not bn.training and bn.running_mean is not None and bn.running_var is not None
 
 
 def cheb_conv(x: torch.Tensor, L: torch.Tensor, linear: nn.Linear, bn: Optional[nn.Module], K: int,
@@ -323,7 +326,7 @@ def cheb_conv(x: torch.Tensor, L: torch.Tensor, linear: nn.Linear, bn: Optional[
             x = x.index_select(0, parent)
         return _cheb_conv_composed(x, L, linear, bn, K, symmetric)
     Lt = L if symmetric or K == 1 else _transpose(L)
-    if _bn_foldable(bn):
+    if isinstance(bn, _BatchNorm) and _bn_foldable(bn):
         weight, bias = _folded_batch_norm(linear, bn)
         return _ChebLinear.apply(x.contiguous(), weight, bias, L, Lt, K, parent)
     out = _ChebLinear.apply(x.contiguous(), linear.weight, linear.bias, L, Lt, K, parent)
@@ -348,6 +351,7 @@ def _cheb_conv_composed(x: torch.Tensor, L: torch.Tensor, linear: nn.Linear, bn:
                 else rows @ weight[:, :, k].t()
         else:
             out = torch.addmm(out, rows, weight[:, :, k].t())
+    assert out is not None  # K >= 1 terms
     if bn is not None:
         out = bn(out)  # V*B x Fout
     return out.view(V, B, Fout)

@@ -29,7 +29,7 @@ computes every padded vertex, as the original).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
@@ -101,6 +101,8 @@ class MeshNet(nn.Module):
         sparse_layout: ``'coo'`` (fastest measured on CPU) or ``'csr'`` for the Laplacian buffers.
     """
 
+    live_0: torch.Tensor  # a buffer while the padding skip is on (set_padding_skip)
+
     def __init__(self, laplacians: Sequence, channels: ChannelPlan, cheb_order=3, sparse_layout: str = "coo"):
         super().__init__()
         channels = tuple(tuple(int(c) for c in block) for block in channels)
@@ -110,7 +112,8 @@ class MeshNet(nn.Module):
         if len(laplacians) != num_blocks - 1:
             raise ValueError(f"MeshNet: {num_blocks} blocks need {num_blocks - 1} Laplacians "
                              f"(finest mesh level first, joint graph last), got {len(laplacians)}")
-        self.cheb_order = tuple([int(cheb_order)] * num_blocks if np.isscalar(cheb_order) else cheb_order)
+        one_order = bool(np.isscalar(cheb_order))
+        self.cheb_order = tuple([int(cheb_order)] * num_blocks if one_order else cheb_order)
         if len(self.cheb_order) != num_blocks:
             raise ValueError(f"MeshNet: cheb_order has {len(self.cheb_order)} entries for {num_blocks} blocks")
         self.channels = channels
@@ -118,7 +121,7 @@ class MeshNet(nn.Module):
         self.out_channels = channels[-1][-1]
         self.num_levels = len(laplacians)
 
-        self._sparse_sizes = {}  # name -> (rows, cols) of the sparse buffers
+        self._sparse_sizes: Dict[str, Tuple[int, ...]] = {}  # name -> (rows, cols) of the sparse buffers
         for i, L in enumerate(laplacians):
             self._set_sparse(f"laplacian_{i}", to_torch_sparse(L, sparse_layout))
         self.sparse_layout = sparse_layout
@@ -152,7 +155,7 @@ class MeshNet(nn.Module):
                 last = i == num_blocks - 1 and j == len(block) - 2
                 bn.append(None if last else nn.BatchNorm1d(fout))
         self.cl = nn.ModuleList(cl)
-        self.bn = nn.ModuleList(bn)
+        self.bn = nn.ModuleList(bn)  # type: ignore[arg-type]  # None entries are allowed (add_module)
 
     @property
     def level_sizes(self) -> List[int]:
@@ -185,7 +188,7 @@ class MeshNet(nn.Module):
 
     def _get_sparse(self, name: str) -> torch.Tensor:
         prefix = name + "_"
-        parts = {k[len(prefix):]: v for k, v in self._buffers.items() if k.startswith(prefix)}
+        parts = {k[len(prefix):]: v for k, v in self._buffers.items() if k.startswith(prefix) and v is not None}
         return sparse_from_parts(parts, self._sparse_sizes[name])
 
     def set_sparse_layout(self, layout: str) -> None:
@@ -227,7 +230,8 @@ class MeshNet(nn.Module):
             if skip and i > 0:
                 L = self._get_sparse(f"live_laplacian_{level}")
             for _ in range(len(block) - 1):
-                x = cheb_conv(x, L, self.cl[layer], self.bn[layer], self.cheb_order[i], symmetric, parent=parent)
+                linear = cast(nn.Linear, self.cl[layer])
+                x = cheb_conv(x, L, linear, self.bn[layer], self.cheb_order[i], symmetric, parent=parent)
                 parent = None
                 if self.bn[layer] is not None:  # every layer but the last one
                     x = F.relu(x, inplace=True)  # x is a fresh layer output, saved by no backward
@@ -285,7 +289,9 @@ class MeshNet(nn.Module):
             raise ValueError(f"set_padding_skip: positions must lie in [0, {V0}), got "
                              f"{live.numel()} positions in [{int(live.min()) if live.numel() else '-'}, "
                              f"{int(live.max()) if live.numel() else '-'}]")
-        device = self._buffers["laplacian_0_values"].device
+        values = self._buffers["laplacian_0_values"]
+        assert values is not None
+        device = values.device
         coarsest = self.num_levels - 2  # the mesh level that fc maps into
         for level in range(coarsest + 1):
             L = self.laplacian(level)
