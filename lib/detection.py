@@ -9,7 +9,9 @@ only when a detector is built.
   (:data:`BLAZEPOSE_TO_COCO`), confidence = the landmark's visibility. BlazePose finds one person
   per call (the most prominent); with ``multi=True`` the found person is masked out (its
   segmentation mask and keypoint box, filled with the image's mean colour) and the image is
-  searched again, until nobody new is found.
+  searched again, until nobody new is found, over the whole image and then over square windows
+  along a wide image's long side; each person found small is then looked at again in a crop
+  around it (the landmark model on the crop), which sharpens small people's keypoints.
 - :class:`HandDetector`: MediaPipe Hands' 21 landmarks, already in the ``mano`` joint set's
   order (wrist, then thumb, index, middle, ring, pinky from base to tip); each hand says whether
   it is a left hand (MediaPipe labels a mirrored selfie view; the labels are swapped here for
@@ -47,6 +49,7 @@ DETECTOR_EXTRA_HINT = ('the built-in detector needs the optional extra: pip inst
 MAX_PEOPLE = 20
 MIN_NEW_VISIBLE = 6      # a person found by the multi-person search needs this many visible keypoints
 DUPLICATE_IOU = 0.5      # a found person whose keypoint box overlaps an earlier one this much is a repeat
+REFINE_MARGIN = 1.6      # the refining crop's side, in sizes of the person's visible-keypoint box
 
 
 class DetectorUnavailable(Pose2MeshError, ImportError):
@@ -194,7 +197,7 @@ class BodyDetector:
         for x0, y0, x1, y1 in _windows(w, h):
             for _ in range(max_people + 3):
                 if len(people) >= max_people:
-                    return people
+                    return [self._refine(img, d) for d in people]
                 view = work[y0:y1, x0:x1]
                 result = self._photo.process(np.ascontiguousarray(view))
                 found = self._landmarks(result, x1 - x0, y1 - y0)
@@ -209,7 +212,32 @@ class BodyDetector:
                 if not repeat and visible >= MIN_NEW_VISIBLE:
                     people.append(found)
                 self._mask(work, found, result, fill, (x0, y0))
-        return people
+        return [self._refine(img, d) for d in people]
+
+    def _refine(self, img: np.ndarray, found: Detection) -> Detection:
+        """The landmark model again on a square crop around a person found in a large view: the
+        person fills the model's input, so small people get sharper keypoints. Kept only when
+        the crop's person is the same one (keypoint boxes overlapping)."""
+        h, w = img.shape[:2]
+        vis = found.keypoints[found.keypoints[:, 2] > 0.3, :2]
+        if len(vis) < 2:
+            return found
+        (x, y, bw, bh), side = _box(vis), REFINE_MARGIN * max(_box(vis)[2:])
+        if side >= 0.8 * min(w, h):
+            return found  # already about the size of the model's input
+        cx, cy = x + bw / 2, y + bh / 2
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        again = self._landmarks(self._photo.process(np.ascontiguousarray(img[y0:y1, x0:x1])), x1 - x0, y1 - y0)
+        if again is None:
+            return found
+        again.keypoints[:, 0] += x0
+        again.keypoints[:, 1] += y0
+        again.box[:2] += (x0, y0)
+        if _iou(again.box, found.box) < 0.3:
+            return found
+        again.outside = _outside(again.keypoints[:, :2], w, h)
+        return again
 
     @staticmethod
     def _mask(work: np.ndarray, found: Detection, result, fill: np.ndarray, offset=(0, 0)) -> None:
