@@ -313,8 +313,10 @@ def _shape_trans_jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tens
     joint_term = (dp - (posed.rot.unsqueeze(-1) * reg_dirs[None, :, None]).sum(3)).to(dtype)
     weights_t = weights.to(dtype)
     blend_rot = (weights_t @ posed.rot.to(dtype).reshape(batch, -1, 9)).reshape(batch, num_verts, 3, 3)
-    j_shape = ((blend_rot.unsqueeze(-1) * shapedirs.to(dtype)[None, :, None]).sum(3)
-               + (weights_t @ joint_term.reshape(batch, num_joints, -1)).reshape(batch, num_verts, 3, num_betas))
+    j_shape = (weights_t @ joint_term.reshape(batch, num_joints, -1)).reshape(batch, num_verts, 3, num_betas)
+    dirs = shapedirs.to(dtype)
+    for d in range(3):  # blend_rot @ shapedirs, without a batch of V tiny matrix products
+        j_shape = j_shape + blend_rot[..., d, None] * dirs[None, :, None, d]
     j_trans = torch.eye(3, dtype=dtype, device=j_shape.device).expand(batch, num_verts, 3, 3)
     return torch.cat([j_shape, j_trans], dim=3)
 
@@ -339,28 +341,50 @@ def _cross_contract(t: torch.Tensor) -> torch.Tensor:
     return torch.stack([t[:, :, 1, 2] - t[:, :, 2, 1], t[:, :, 2, 0] - t[:, :, 0, 2], t[:, :, 0, 1] - t[:, :, 1, 0]], 2)
 
 
+def _lever_factors(model: _Model, posed: _Posed, weights: torch.Tensor,
+                   dtype=torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The levers of :func:`_levers` as a product ``F @ M``: per-vertex features
+    ``F_i = [w_ik x_i, w_ik]_k`` (B, V, 4J) and a small matrix (B, 4J, 3J) with
+    ``M[(k, d), (j, c)] = D_jk R_k[c, d]`` and ``M[(k, 3), (j, c)] = D_jk (o_kc - p_jc)``, so that
+    Gram products of the levers never need the (B, V, 3J) levers themselves."""
+    batch, num_verts = posed.rest.shape[:2]
+    num_joints = model.num_joints
+    centre = posed.joints[:, :1]
+    offset = posed.joints - centre - _matvec(posed.rot, posed.rest_joints)             # B x J x 3
+    joints = posed.joints - centre
+    homog = torch.cat([posed.rest, torch.ones_like(posed.rest[..., :1])], -1).to(dtype)  # B x V x 4
+    feats = (weights.to(dtype)[None, :, :, None] * homog[:, :, None, :]).reshape(batch, num_verts, num_joints * 4)
+    dt = model.subtree.t().to(dtype)                                                   # [k, j] = D_jk
+    rows_rot = dt[None, :, None, :, None] * posed.rot.transpose(2, 3).to(dtype)[:, :, :, None, :]
+    rows_off = dt[None, :, :, None] * (offset[:, :, None, :] - joints[:, None, :, :]).to(dtype)
+    mat = torch.cat([rows_rot, rows_off[:, :, None]], 2).reshape(batch, num_joints * 4, num_joints * 3)
+    return feats, mat
+
+
 def _normal_equations(model: _Model, posed: _Posed, resid: torch.Tensor, ids: Optional[torch.Tensor],
                       dtype=torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
     """``J^T J`` (B, P, P) and ``J^T r`` (B, P) of :func:`_jacobian`, from Gram matrices of the levers.
 
     With ``J_rot = -[l]_x``: ``J_rot^T J_rot`` blocks are ``sum_i (l_ij . l_ij') I - l_ij' l_ij^T``,
-    ``J_rot^T X = sum_i l_ij x X_i`` and ``J_rot^T r = sum_i l_ij x r_i``: 2.5x fewer products than
-    multiplying the explicit Jacobian, and nothing of size 3V x P is built.
+    ``J_rot^T X = sum_i l_ij x X_i`` and ``J_rot^T r = sum_i l_ij x r_i``. With the levers as
+    ``F @ M`` (:func:`_lever_factors`), ``sum_i l_i l_i^T = M^T (F^T F) M`` and ``sum_i l_i X_i^T =
+    M^T (F^T X)``: two GEMMs over the vertices, and nothing of size V x 3J or 3V x P is built.
     """
     weights = _subset_view(model, ids)[3]
     batch, num_verts = posed.rest.shape[:2]
     num_joints = model.num_joints
-    lever = _levers(model, posed, weights, dtype).reshape(batch, num_verts, num_joints * 3)
+    feats, mat = _lever_factors(model, posed, weights, dtype)
     other = _shape_trans_jacobian(model, posed, ids, dtype)                            # B x V x 3 x NO
     num_other = other.shape[-1]
     resid = resid.to(dtype)
-    lever_t = lever.transpose(1, 2)                                                    # B x 3J x V
-    gram = (lever_t @ lever).reshape(batch, num_joints, 3, num_joints, 3)
+    feats_t = feats.transpose(1, 2)                                                    # B x 4J x V
+    mat_t = mat.transpose(1, 2)                                                        # B x 3J x 4J
+    gram = (mat_t @ (feats_t @ feats) @ mat).reshape(batch, num_joints, 3, num_joints, 3)
     trace = gram.diagonal(dim1=2, dim2=4).sum(-1)                                      # B x J x J
-    eye = torch.eye(3, dtype=dtype, device=lever.device)
+    eye = torch.eye(3, dtype=dtype, device=feats.device)
     h_rr = trace[:, :, None, :, None] * eye[None, None, :, None, :] - gram.permute(0, 1, 4, 3, 2)
-    mixed = lever_t @ torch.cat([other, resid[..., None]], 3).reshape(batch, num_verts, -1)  # B x 3J x 3(NO+1)
-    mixed = mixed.reshape(batch, num_joints, 3, 3, num_other + 1)
+    stacked = torch.cat([other, resid[..., None]], 3).reshape(batch, num_verts, -1)     # B x V x 3(NO+1)
+    mixed = (mat_t @ (feats_t @ stacked)).reshape(batch, num_joints, 3, 3, num_other + 1)
     crossed = _cross_contract(mixed)                                                   # B x J x 3 x (NO + 1)
     h_ro = crossed[..., :num_other].reshape(batch, num_joints * 3, num_other)
     g_rot = crossed[..., num_other].reshape(batch, num_joints * 3)
@@ -370,8 +394,7 @@ def _normal_equations(model: _Model, posed: _Posed, resid: torch.Tensor, ids: Op
     g_other = (other_t @ resid.reshape(batch, -1, 1))[..., 0]
     normal = torch.cat([torch.cat([h_rr.reshape(batch, num_joints * 3, num_joints * 3), h_ro], 2),
                         torch.cat([h_ro.transpose(1, 2), h_oo], 2)], 1)
-    return normal.to(resid.dtype if resid.dtype == torch.float64 else torch.float64), \
-        torch.cat([g_rot, g_other], 1).to(torch.float64)
+    return normal.to(torch.float64), torch.cat([g_rot, g_other], 1).to(torch.float64)
 
 
 # --------------------------------------------------------------------------------------------
