@@ -27,9 +27,12 @@ so that every person of an image lives in one metric scene with a consistent dep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .coord_utils import FloatVector
 
 __all__ = ["WeakPerspectiveCamera", "fit_weak_perspective", "crop_box", "ORIGINAL_CROP_SIZE",
            "ORIGINAL_CROP_SCALE", "reprojection_error"]
@@ -58,7 +61,7 @@ class WeakPerspectiveCamera:
         points = np.asarray(points, dtype=np.float64)
         return points[..., :2] * self.scale + self.translation
 
-    def translation3d(self, focal: float, principal: Sequence[float]) -> np.ndarray:
+    def translation3d(self, focal: float, principal: FloatVector) -> np.ndarray:
         """The metric translation ``(3,)`` of a perspective camera equal to this one at the root.
 
         With focal length ``focal`` (pixels) and principal point ``principal`` (pixels), the
@@ -70,7 +73,7 @@ class WeakPerspectiveCamera:
                          (self.translation[1] - c[1]) / self.scale,
                          focal / self.scale])
 
-    def to_crop_params(self, box: Sequence[float], crop_size: int = ORIGINAL_CROP_SIZE) -> np.ndarray:
+    def to_crop_params(self, box: FloatVector, crop_size: int = ORIGINAL_CROP_SIZE) -> np.ndarray:
         """The original's ``cam_param = (s, tx, ty)`` for the square crop ``box`` of ``crop_size``.
 
         Args:
@@ -86,7 +89,7 @@ class WeakPerspectiveCamera:
         return np.array([a_crop / r, (b_crop[0] - r) / a_crop, (b_crop[1] - r) / a_crop])
 
     @classmethod
-    def from_crop_params(cls, cam_param: Sequence[float], box: Sequence[float],
+    def from_crop_params(cls, cam_param: FloatVector, box: FloatVector,
                          crop_size: int = ORIGINAL_CROP_SIZE) -> "WeakPerspectiveCamera":
         """The inverse of :meth:`to_crop_params`: the original's ``(s, tx, ty)`` in image pixels."""
         s, tx, ty = (float(v) for v in cam_param)

@@ -23,11 +23,12 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
+
 from .errors import OutputError, Pose2MeshError
 
 __all__ = ["CheckpointError", "LoadResult", "CHECKPOINT_KEYS", "SAFE_GLOBALS", "resolve_weights",
@@ -47,8 +48,8 @@ def _numpy_scalar_constructor():
 
 
 _SCALAR = _numpy_scalar_constructor()
-# (object, the dotted name a pickle may call it by)
-SAFE_GLOBALS: List[Tuple[Any, str]] = [
+# (object, the dotted name a pickle may call it by), typed as torch.serialization.safe_globals takes them
+SAFE_GLOBALS: List[Union[Callable[..., Any], Tuple[Callable[..., Any], str]]] = [
     (_SCALAR, "numpy.core.multiarray.scalar"),  # written by NumPy 1.x (the original's files)
     (_SCALAR, "numpy._core.multiarray.scalar"),  # written by NumPy 2
     (np.dtype, "numpy.dtype"),
@@ -198,10 +199,14 @@ def strip_module_prefix(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
+# (key, checkpoint shape or the checkpoint value's type name, model shape)
+Mismatch = Tuple[str, Union[Tuple[int, ...], str], Tuple[int, ...]]
+
+
 class LoadResult(NamedTuple):
     missing_keys: List[str]
     unexpected_keys: List[str]
-    mismatched_keys: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]  # (key, checkpoint, model)
+    mismatched_keys: List[Mismatch]
 
 
 def load_model_weights(model: nn.Module, state_dict_or_checkpoint: Mapping[str, Any],
@@ -227,7 +232,7 @@ def load_model_weights(model: nn.Module, state_dict_or_checkpoint: Mapping[str, 
     own = target.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    mismatched = []
+    mismatched: List[Mismatch] = []
     for k, v in sd.items():
         if k in own and (not torch.is_tensor(v) or tuple(v.shape) != tuple(own[k].shape)):
             shape = tuple(v.shape) if torch.is_tensor(v) else type(v).__name__

@@ -24,7 +24,7 @@ Matrices are ``scipy.sparse.csr_matrix`` of float64 throughout.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,6 +45,9 @@ __all__ = [
     "coarsen",
     "permute_data",
 ]
+
+# a vertex order: a list of indices or an integer array
+Permutation = Union[Sequence[int], np.ndarray]
 
 # NumPy's scalar introsort constants (numpy/core/src/npysort/quicksort.cpp, NumPy 1.x)
 _SMALL_QUICKSORT = 15
@@ -96,8 +99,8 @@ def _sift_down(v: List[int], a: List[int], base: int, tmp: int, i: int, n: int) 
 def _heapsort_range(v: List[int], a: List[int], lo: int, n: int) -> None:
     """NumPy's ``aheapsort_`` on ``a[lo:lo + n]`` (1-based heap over that slice), in place."""
     base = lo - 1  # heap index k lives at a[base + k]
-    for l in range(n >> 1, 0, -1):
-        _sift_down(v, a, base, a[base + l], l, n)
+    for k in range(n >> 1, 0, -1):
+        _sift_down(v, a, base, a[base + k], k, n)
     while n > 1:
         tmp = a[base + n]
         a[base + n] = a[base + 1]
@@ -384,7 +387,7 @@ def binary_tree_permutations(parents: Sequence[np.ndarray]) -> List[List[int]]:
     return [o.tolist() for o in orders[::-1]]
 
 
-def inverse_permutation(perm: Sequence[int]) -> np.ndarray:
+def inverse_permutation(perm: Permutation) -> np.ndarray:
     """``inv`` with ``inv[perm[k]] = k`` (the original's ``perm_index_reverse``).
 
     Args:
@@ -399,7 +402,7 @@ def inverse_permutation(perm: Sequence[int]) -> np.ndarray:
     return inv
 
 
-def permute_adjacency(A: sp.spmatrix, perm: Sequence[int]) -> sp.csr_matrix:
+def permute_adjacency(A: sp.spmatrix, perm: Permutation) -> sp.csr_matrix:
     """Pad ``A`` with isolated fake vertices to ``len(perm)`` and reorder it by ``perm``.
 
     Args:
@@ -419,7 +422,7 @@ def permute_adjacency(A: sp.spmatrix, perm: Sequence[int]) -> sp.csr_matrix:
     return out
 
 
-def permute_data(x: np.ndarray, perm: Sequence[int]) -> np.ndarray:
+def permute_data(x: np.ndarray, perm: Permutation) -> np.ndarray:
     """Reorder per-vertex data by ``perm``; fake vertices get zeros (the original's ``perm_data``).
 
     Args:
@@ -490,8 +493,8 @@ def largest_eigenvalue(L: sp.spmatrix) -> float:
         else:
             v0 = np.random.RandomState(0).uniform(-1.0, 1.0, size=keep.size)
             candidates.append(scipy.sparse.linalg.eigsh(block, k=1, which="LM", v0=v0, return_eigenvectors=False)[0])
-    candidates = np.asarray(candidates, dtype=np.float64)
-    return float(candidates[np.argmax(np.abs(candidates))])
+    eigenvalues = np.asarray(candidates, dtype=np.float64)
+    return float(eigenvalues[np.argmax(np.abs(eigenvalues))])
 
 
 def rescale_laplacian(L: sp.spmatrix, lmax: float = 2.0) -> sp.csr_matrix:

@@ -147,6 +147,7 @@ def _build(faces: np.ndarray, joint_num: int, skeleton: Pairs, flip_pairs: Pairs
     joint_adj = sp.csr_matrix(joint_adjacency(joint_num, skeleton, flip_pairs))
     joint_adj.eliminate_zeros()
     graph_adj, graph_lap, graph_perm = coarsen(mesh_adjacency(faces), levels)
+    assert graph_perm is not None  # levels >= 1
     graph_adj[-1] = joint_adj
     graph_lap[-1] = normalized_laplacian(joint_adj)  # the joint graph is not rescaled
     for i in range(levels):
@@ -196,7 +197,7 @@ def _save_graphs(path: Path, graphs: GraphTuple) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays against allow_pickle
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -58,6 +58,8 @@ class NormalVectorLoss(nn.Module):
         face: F x 3 vertex indices.
     """
 
+    face: torch.Tensor  # F x 3 long buffer
+
     def __init__(self, face):
         super().__init__()
         self.register_buffer("face", faces_tensor(face), persistent=False)
@@ -83,6 +85,8 @@ class EdgeLengthLoss(nn.Module):
     Args:
         face: F x 3 vertex indices.
     """
+
+    face: torch.Tensor  # F x 3 long buffer
 
     def __init__(self, face):
         super().__init__()
@@ -114,6 +118,8 @@ class LaplacianLoss(nn.Module):
         num_vertices: V (the original hard-coded 6890, SMPL); default ``faces.max() + 1``.
         average: see above.
     """
+
+    laplacian: torch.Tensor  # V x V sparse buffer
 
     def __init__(self, faces, num_vertices: Optional[int] = None, average: bool = False):
         super().__init__()

@@ -13,6 +13,7 @@ original's ``evaluate()`` does; take ``.mean()`` for the figure.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Optional, Union
 
 import numpy as np
@@ -99,6 +100,7 @@ def rigid_align_batch(A: Array, B: Array) -> Array:
     if A.ndim != 3 or tuple(A.shape) != tuple(B.shape) or A.shape[-1] != 3:
         raise ValueError("rigid_align_batch: A and B must both be N x J x 3, "
                          f"got {tuple(A.shape)} and {tuple(B.shape)}")
+    lib: ModuleType  # torch or numpy, whichever the inputs are
     if torch.is_tensor(A):
         B = torch.as_tensor(B, dtype=A.dtype, device=A.device)
         lib, transpose, svd, det = torch, (lambda x: x.transpose(-1, -2)), torch.linalg.svd, torch.linalg.det
@@ -171,10 +173,11 @@ def accel_error(pred: Array, target: Array, vis: Optional[Array] = None) -> Arra
     normed = (((accel_pred - accel_target) ** 2).sum(-1)) ** 0.5  # (N-2) x J
     if vis is None:
         return normed.mean(-1)
+    keep: Array
     if torch.is_tensor(normed):
         invis = ~torch.as_tensor(vis, device=normed.device).bool()
         keep = ~(invis[:-2] | invis[1:-1] | invis[2:])
     else:
-        invis = ~np.asarray(vis).astype(bool)
-        keep = ~(invis[:-2] | invis[1:-1] | invis[2:])
+        invis_np = ~np.asarray(vis).astype(bool)
+        keep = ~(invis_np[:-2] | invis_np[1:-1] | invis_np[2:])
     return normed[keep].mean(-1)

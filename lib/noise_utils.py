@@ -47,7 +47,7 @@ joint gets its error with probability ``weight``, otherwise none.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -113,7 +113,8 @@ def error_type_probabilities(num_valid: int) -> np.ndarray:
     return _PROBABILITY_TABLES[int(num_valid)]
 
 
-def _arc(r: np.ndarray, d: np.ndarray, excl: np.ndarray, own_radius: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _arc(r: np.ndarray, d: np.ndarray, excl: np.ndarray,
+         own_radius: Union[np.ndarray, bool]) -> Tuple[np.ndarray, np.ndarray]:
     """The passing arc of a circle of radius ``r`` around one centre, the other centre at
     distance ``d`` excluding a disc of radius ``excl`` (``r`` itself where ``own_radius``).
 
@@ -193,7 +194,8 @@ _UNIT_DISTANCES = np.stack([keypoint_distance(ks, 1.0) for ks in (0.10, 0.50, 0.
 _ARANGE = np.arange(_NUM_KPS)
 # keypoints whose partner comes later (or who have none) see the partner's original position;
 # the others see the partner's synthesized one (the original visits keypoints in order)
-_PASSES = (np.flatnonzero((_PARTNER < 0) | (_PARTNER > _ARANGE)), np.flatnonzero((_PARTNER >= 0) & (_PARTNER < _ARANGE)))
+_PASSES = (np.flatnonzero((_PARTNER < 0) | (_PARTNER > _ARANGE)),
+           np.flatnonzero((_PARTNER >= 0) & (_PARTNER < _ARANGE)))
 
 
 def synthesize_pose(joints: np.ndarray, area: float, num_overlap: int = 0, rng: Optional[np.random.Generator] = None,

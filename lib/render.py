@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+
 from .errors import Pose2MeshError
 
 __all__ = ["RenderError", "RenderMesh", "Intrinsics", "RenderResult", "MeshRenderer",
@@ -299,7 +300,7 @@ class _PyrenderBackend:
         elif bound != platform:
             raise RenderError(f"PyOpenGL is already bound to the {bound} platform in this process")
         logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's own notices are noise here
-        import pyrender  # noqa: imported here, after the platform is chosen
+        import pyrender  # imported here, after the platform is chosen
 
         self._pyrender = pyrender
         self._renderer = pyrender.OffscreenRenderer(viewport_width=width, viewport_height=height)

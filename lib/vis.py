@@ -9,14 +9,17 @@ from __future__ import annotations
 import colorsys
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+
 from .errors import Pose2MeshError
 
 __all__ = ["ImageError", "read_image", "write_image", "draw_pose2d", "person_color", "save_obj",
            "load_obj_vertices"]
+
+PathLike = Union[str, os.PathLike]  # a file name: a string or a path
 
 _SHIFT = 4  # OpenCV fixed-point bits for sub-pixel drawing
 _ONE = 1 << _SHIFT
@@ -26,7 +29,7 @@ class ImageError(Pose2MeshError, ValueError):
     """An image file that cannot be read or written."""
 
 
-def read_image(path: os.PathLike) -> np.ndarray:
+def read_image(path: PathLike) -> np.ndarray:
     """An image file as ``(H, W, 3)`` uint8 RGB (EXIF orientation ignored, as the original).
 
     Raises:
@@ -41,7 +44,7 @@ def read_image(path: os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def write_image(path: os.PathLike, rgb: np.ndarray, max_side: Optional[int] = None) -> Path:
+def write_image(path: PathLike, rgb: np.ndarray, max_side: Optional[int] = None) -> Path:
     """Write an RGB image (PNG, JPEG, ... by extension); optionally shrink it to ``max_side``."""
     path = Path(path)
     img = np.asarray(rgb)
@@ -104,7 +107,7 @@ def draw_pose2d(image: np.ndarray, joints: np.ndarray, skeleton: Sequence[Tuple[
     return out
 
 
-def save_obj(vertices: np.ndarray, faces: np.ndarray, path: os.PathLike) -> Path:
+def save_obj(vertices: np.ndarray, faces: np.ndarray, path: PathLike) -> Path:
     """Write a triangle mesh as Wavefront OBJ: ``v x y z`` lines, then 1-based ``f a b c``.
 
     The original wrote faces as ``f a/a b/b c/c``, naming texture coordinates the file does not
@@ -123,7 +126,7 @@ def save_obj(vertices: np.ndarray, faces: np.ndarray, path: os.PathLike) -> Path
     return path
 
 
-def load_obj_vertices(path: os.PathLike) -> Tuple[np.ndarray, np.ndarray]:
+def load_obj_vertices(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
     """Read back the vertices ``(V, 3)`` and 0-based faces ``(F, 3)`` of a triangle OBJ file
     (vertex indices only; texture / normal references after a slash are ignored)."""
     verts, faces = [], []

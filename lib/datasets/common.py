@@ -89,7 +89,7 @@ def normalize_cropped_pose2d(pose2d_crop: np.ndarray, input_shape: Sequence[int]
     return ((xy - mean) / std).astype(np.float32)
 
 
-def normalize_pose2d(joint_img: np.ndarray, bbox: Sequence[float], input_shape: Sequence[int], rot: float = 0.0,
+def normalize_pose2d(joint_img: np.ndarray, bbox: FloatVector, input_shape: Sequence[int], rot: float = 0.0,
                      flip: bool = False, flip_pairs=None) -> np.ndarray:
     """Image pixels to the network input (crop -> / input size -> per-sample mean/std); ``(J, 2)`` float32."""
     crop, _ = crop_pose2d(joint_img, bbox, input_shape, rot, flip, flip_pairs)
