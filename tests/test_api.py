@@ -199,3 +199,18 @@ def test_posenet_run_writes_no_surface_curve(tmp_path):
     assert (graph / "joint_error.png").is_file() and (graph / "train_loss.png").is_file()
     assert not (graph / "surface_error.png").exists()
     assert result.test_log["epoch"] == [1.0, 2.0] and np.isfinite(result.test_log["joint"]).all()
+
+
+def test_evaluate_with_fit_reports_raw_and_fitted_meshes_on_the_same_samples(trained, caplog):
+    tmp, cfg, result = trained
+    out = evaluate(cfg, result.run_dir, device="cpu", output_dir=tmp / "fit", fit=True)
+    rows = out.fitted["rows"]
+    assert set(rows) == {"raw prediction", "fitted body model"}
+    assert rows["raw prediction"]["MPVPE"] == pytest.approx(out.metrics["MPVPE"])
+    fitted = rows["fitted body model"]
+    assert {"MPJPE", "PA-MPJPE", "MPVPE"} <= set(fitted) and all(np.isfinite(v) for v in fitted.values())
+    assert fitted["MPVPE"] != rows["raw prediction"]["MPVPE"]  # a different mesh was evaluated
+    assert out.fitted["mean_fit_residual_mm"] >= 0
+    saved = json.loads((out.result_dir / "fitted.json").read_text())
+    assert saved["rows"]["fitted body model"]["MPVPE"] == pytest.approx(fitted["MPVPE"])
+    assert "fitted body model" in caplog.text
