@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def _positive(name: str, value: float, allow_zero: bool = False) -> float:
     return v
 
 
-def _smoothing_factor(dt: np.ndarray, cutoff: np.ndarray) -> np.ndarray:
+def _smoothing_factor(dt: np.ndarray, cutoff: Union[float, np.ndarray]) -> np.ndarray:
     """Exponential smoothing factor of a first-order low-pass at ``cutoff`` Hz over ``dt`` s:
     ``alpha = r / (r + 1)``, ``r = 2 pi cutoff dt``."""
     r = 2.0 * np.pi * cutoff * dt
@@ -136,6 +136,7 @@ class OneEuroFilter:
             self._raw = np.full(x.shape, np.nan)
             self._dx = np.zeros(x.shape)
             self._t = np.full(x.shape, -np.inf)
+        assert self._raw is not None and self._dx is not None and self._t is not None
         seen = np.isfinite(self._x)
         first = ~missing & ~seen
         update = ~missing & seen

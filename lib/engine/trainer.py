@@ -214,7 +214,7 @@ class Trainer:
 
         if cfg.MODEL.posenet_pretrained and ctx.is_mesh and self._resume_state is None:
             file = resolve_weights(cfg.MODEL.posenet_path, prefer="best")
-            lifter: torch.nn.Module = ctx.model.pose_lifter
+            lifter: torch.nn.Module = getattr(ctx.model, "pose_lifter")
             load_model_weights(lifter, load_checkpoint(file), strict=True)
             log.info("PoseNet weights loaded from %s", file)
         self.optimizer = builders.build_optimizer(cfg, ctx.model.parameters())
