@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -214,7 +214,7 @@ class Trainer:
 
         if cfg.MODEL.posenet_pretrained and ctx.is_mesh and self._resume_state is None:
             file = resolve_weights(cfg.MODEL.posenet_path, prefer="best")
-            lifter: torch.nn.Module = getattr(ctx.model, "pose_lifter")
+            lifter = cast(torch.nn.Module, ctx.model.pose_lifter)
             load_model_weights(lifter, load_checkpoint(file), strict=True)
             log.info("PoseNet weights loaded from %s", file)
         self.optimizer = builders.build_optimizer(cfg, ctx.model.parameters())
