@@ -49,6 +49,7 @@ DETECTOR_EXTRA_HINT = ('the built-in detector needs the optional extra: pip inst
 MAX_PEOPLE = 20
 MIN_NEW_VISIBLE = 6      # a person found by the multi-person search needs this many visible keypoints
 DUPLICATE_IOU = 0.5      # a found person whose keypoint box overlaps an earlier one this much is a repeat
+GHOST_HIDDEN = 0.5       # ... or whose visible keypoints lie mostly on hidden pixels is a ghost
 REFINE_MARGIN = 1.6      # the refining crop's side, in sizes of the person's visible-keypoint box
 
 
@@ -194,10 +195,11 @@ class BodyDetector:
         people: List[Detection] = []
         work = img.copy()
         fill = img.reshape(-1, 3).mean(0).astype(np.uint8)
+        hidden = np.zeros((h, w), bool)
         for x0, y0, x1, y1 in _windows(w, h):
             for _ in range(max_people + 3):
                 if len(people) >= max_people:
-                    return [self._refine(img, d) for d in people]
+                    return self._refined(img, people)
                 view = work[y0:y1, x0:x1]
                 result = self._photo.process(np.ascontiguousarray(view))
                 found = self._landmarks(result, x1 - x0, y1 - y0)
@@ -208,16 +210,30 @@ class BodyDetector:
                 found.box[:2] += (x0, y0)
                 found.outside = _outside(found.keypoints[:, :2], w, h)
                 repeat = any(_iou(found.box, p.box) > DUPLICATE_IOU for p in people)
-                visible = int((found.keypoints[:, 2] > 0.5).sum())
-                if not repeat and visible >= MIN_NEW_VISIBLE:
+                visible = found.keypoints[found.keypoints[:, 2] > 0.5, :2]
+                # a "person" standing mostly on pixels already hidden is a ghost of a found one
+                ij = np.round(visible).astype(int)
+                inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+                ghost = inside.any() and hidden[ij[inside, 1], ij[inside, 0]].mean() > GHOST_HIDDEN
+                if not repeat and not ghost and len(visible) >= MIN_NEW_VISIBLE:
                     people.append(found)
-                self._mask(work, found, result, fill, (x0, y0))
-        return [self._refine(img, d) for d in people]
+                hidden |= self._mask(work, found, result, fill, (x0, y0))
+        return self._refined(img, people)
 
-    def _refine(self, img: np.ndarray, found: Detection) -> Detection:
+    def _refined(self, img: np.ndarray, people: List[Detection]) -> List[Detection]:
+        """Every person through :meth:`_refine`, without the ghosts and the repeats it reveals."""
+        out: List[Detection] = []
+        for d in people:
+            r = self._refine(img, d)
+            if r is not None and not any(_iou(r.box, o.box) > DUPLICATE_IOU for o in out):
+                out.append(r)
+        return out
+
+    def _refine(self, img: np.ndarray, found: Detection) -> Optional[Detection]:
         """The landmark model again on a square crop around a person found in a large view: the
-        person fills the model's input, so small people get sharper keypoints. Kept only when
-        the crop's person is the same one (keypoint boxes overlapping)."""
+        person fills the model's input, so small people get sharper keypoints. None when the
+        crop shows nobody, or someone else (keypoint boxes apart): a false detection of the
+        large view (flags, helmets and the like, seen small)."""
         h, w = img.shape[:2]
         vis = found.keypoints[found.keypoints[:, 2] > 0.3, :2]
         if len(vis) < 2:
@@ -229,19 +245,20 @@ class BodyDetector:
         x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
         x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
         again = self._landmarks(self._photo.process(np.ascontiguousarray(img[y0:y1, x0:x1])), x1 - x0, y1 - y0)
-        if again is None:
-            return found
+        if again is None or int((again.keypoints[:, 2] > 0.5).sum()) < MIN_NEW_VISIBLE:
+            return None
         again.keypoints[:, 0] += x0
         again.keypoints[:, 1] += y0
         again.box[:2] += (x0, y0)
         if _iou(again.box, found.box) < 0.3:
-            return found
+            return None
         again.outside = _outside(again.keypoints[:, :2], w, h)
         return again
 
     @staticmethod
-    def _mask(work: np.ndarray, found: Detection, result, fill: np.ndarray, offset=(0, 0)) -> None:
-        """Hide a found person from the next search: its segmentation and its keypoint box."""
+    def _mask(work: np.ndarray, found: Detection, result, fill: np.ndarray, offset=(0, 0)) -> np.ndarray:
+        """Hide a found person from the next search (its segmentation and its keypoint box);
+        returns the pixels hidden."""
         import cv2
 
         h, w = work.shape[:2]
@@ -259,6 +276,7 @@ class BodyDetector:
             x1, y1 = int(min(w, x + bw + pad)), int(min(h, y + bh + pad))
             mask[y0:y1, x0:x1] = True
         work[mask] = fill
+        return mask
 
 
 class HandDetector:
