@@ -81,23 +81,23 @@ def mesh_adjacency(faces: np.ndarray, num_vertices: Optional[int] = None) -> sp.
     return adj
 
 
-def joint_adjacency(joint_num: int, skeleton: Pairs, flip_pairs: Pairs) -> np.ndarray:
+def joint_adjacency(num_joints: int, skeleton: Pairs, flip_pairs: Pairs) -> np.ndarray:
     """The joint graph: bones and flip pairs as undirected edges, plus self loops.
 
     Args:
-        joint_num: J.
+        num_joints: J.
         skeleton: bones ``(i, j)``.
         flip_pairs: extra edges ``(i, j)`` (left/right pairs; finger links for the hand).
 
     Returns:
         (J, J) float64 with ones on edges and on the diagonal.
     """
-    adj = np.zeros((joint_num, joint_num))
+    adj = np.zeros((num_joints, num_joints))
     for i, j in list(skeleton) + list(flip_pairs):
-        if not (0 <= i < joint_num and 0 <= j < joint_num):
-            raise ValueError(f"joint pair ({i}, {j}) is out of range for {joint_num} joints")
+        if not (0 <= i < num_joints and 0 <= j < num_joints):
+            raise ValueError(f"joint pair ({i}, {j}) is out of range for {num_joints} joints")
         adj[i, j] = adj[j, i] = 1
-    return adj + np.eye(joint_num)
+    return adj + np.eye(num_joints)
 
 
 def build_coarse_graphs(mesh_face: np.ndarray, joint_num: int, skeleton: Pairs, flip_pairs: Pairs,
@@ -107,7 +107,7 @@ def build_coarse_graphs(mesh_face: np.ndarray, joint_num: int, skeleton: Pairs, 
 
     Args:
         mesh_face: (F, 3) mesh faces.
-        joint_num: number of joints J.
+        joint_num: number of joints J (the original's parameter name; ``num_joints`` elsewhere).
         skeleton: bones of the joint set.
         flip_pairs: extra joint-graph edges (the joint set's ``graph_pairs``).
         levels: number of mesh coarsenings (9 for SMPL, 6 for MANO in the original).
@@ -122,19 +122,19 @@ def build_coarse_graphs(mesh_face: np.ndarray, joint_num: int, skeleton: Pairs, 
     if int(levels) < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
     levels = int(levels)
-    joint_num = int(joint_num)
+    num_joints = int(joint_num)
     skeleton = [tuple(int(k) for k in pair) for pair in skeleton]
     flip_pairs = [tuple(int(k) for k in pair) for pair in flip_pairs]
 
     path = None
     if cache:
         folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir() / "graphs"
-        path = folder / f"{_cache_key(faces, joint_num, skeleton, flip_pairs, levels)}.npz"
+        path = folder / f"{_cache_key(faces, num_joints, skeleton, flip_pairs, levels)}.npz"
         cached = _load_graphs(path, levels)
         if cached is not None:
             return cached
 
-    result = _build(faces, joint_num, skeleton, flip_pairs, levels)
+    result = _build(faces, num_joints, skeleton, flip_pairs, levels)
     if path is not None:
         try:
             _save_graphs(path, result)
@@ -143,8 +143,8 @@ def build_coarse_graphs(mesh_face: np.ndarray, joint_num: int, skeleton: Pairs, 
     return result
 
 
-def _build(faces: np.ndarray, joint_num: int, skeleton: Pairs, flip_pairs: Pairs, levels: int) -> GraphTuple:
-    joint_adj = sp.csr_matrix(joint_adjacency(joint_num, skeleton, flip_pairs))
+def _build(faces: np.ndarray, num_joints: int, skeleton: Pairs, flip_pairs: Pairs, levels: int) -> GraphTuple:
+    joint_adj = sp.csr_matrix(joint_adjacency(num_joints, skeleton, flip_pairs))
     joint_adj.eliminate_zeros()
     graph_adj, graph_lap, graph_perm = coarsen(mesh_adjacency(faces), levels)
     assert graph_perm is not None  # levels >= 1
@@ -172,10 +172,10 @@ def _check_faces(faces) -> np.ndarray:
 # Disk cache
 # ----------------------------------------------------------------------------------------------
 
-def _cache_key(faces: np.ndarray, joint_num: int, skeleton, flip_pairs, levels: int) -> str:
+def _cache_key(faces: np.ndarray, num_joints: int, skeleton, flip_pairs, levels: int) -> str:
     h = hashlib.sha256()
     h.update(GRAPH_CODE_VERSION.encode())
-    h.update(json.dumps({"faces_shape": list(faces.shape), "joint_num": joint_num, "skeleton": skeleton,
+    h.update(json.dumps({"faces_shape": list(faces.shape), "joint_num": num_joints, "skeleton": skeleton,
                          "flip_pairs": flip_pairs, "levels": levels}).encode())
     h.update(np.ascontiguousarray(faces, dtype="<i8").tobytes())
     return h.hexdigest()

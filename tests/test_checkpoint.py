@@ -30,7 +30,7 @@ def trained_state(model, epoch=3):
     """A checkpoint dict as the original's main/train.py writes it (numpy errors in test_log)."""
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[30], gamma=0.1)
-    mesh, pose3d = model.train()(torch.randn(4, model.num_joint, 2))
+    mesh, pose3d = model.train()(torch.randn(4, model.num_joints, 2))
     (mesh.abs().mean() + pose3d.abs().mean()).backward()
     opt.step()
     sched.step()

@@ -29,10 +29,10 @@ class Pose2Mesh(nn.Module):
 
     def __init__(self, pose_lifter: posenet.PoseNet, mesh_net: meshnet.MeshNet):
         super().__init__()
-        if mesh_net.num_joints != pose_lifter.num_joint:
-            raise ValueError(f"Pose2Mesh: PoseNet has {pose_lifter.num_joint} joints, MeshNet's joint graph "
+        if mesh_net.num_joints != pose_lifter.num_joints:
+            raise ValueError(f"Pose2Mesh: PoseNet has {pose_lifter.num_joints} joints, MeshNet's joint graph "
                              f"has {mesh_net.num_joints}")
-        self.num_joint = pose_lifter.num_joint
+        self.num_joints = pose_lifter.num_joints
         self.pose_lifter = pose_lifter
         self.pose2mesh = mesh_net
         self.register_buffer("vertex_index", None, persistent=False)
@@ -69,7 +69,7 @@ class Pose2Mesh(nn.Module):
         return mesh_padded.index_select(1, self.vertex_index)
 
     def forward(self, pose2d: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        J = self.num_joint
+        J = self.num_joints
         if pose2d.dim() != 3 or pose2d.shape[1:] != (J, 2):
             raise ValueError(f"Pose2Mesh expects 2D poses of shape B x {J} x 2, got {tuple(pose2d.shape)}")
         pose3d = self.pose_lifter(pose2d)  # B x J x 3, mm

@@ -49,16 +49,16 @@ class PoseNet(nn.Module):
 
     def __init__(self, num_joint: int, hid_dim: int = 4096, num_layer: int = 2, p_dropout: float = 0.5):
         super().__init__()
-        self.num_joint = int(num_joint)
+        self.num_joints = int(num_joint)
         self.hid_dim = int(hid_dim)
-        self.w1 = nn.Linear(self.num_joint * 2, self.hid_dim)
+        self.w1 = nn.Linear(self.num_joints * 2, self.hid_dim)
         self.batch_norm1 = nn.BatchNorm1d(self.hid_dim)
         self.batch_norm1.requires_grad_(False)  # unused by the forward (see the module docstring)
         self.linear_stages = nn.ModuleList(ResidualStage(self.hid_dim, p_dropout) for _ in range(num_layer))
-        self.w2 = nn.Linear(self.hid_dim, self.num_joint * 3)
+        self.w2 = nn.Linear(self.hid_dim, self.num_joints * 3)
 
     def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
-        J = self.num_joint
+        J = self.num_joints
         if not ((pose2d.dim() == 3 and pose2d.shape[1:] == (J, 2)) or (pose2d.dim() == 2 and pose2d.shape[1] == 2 * J)):
             raise ValueError(f"PoseNet expects 2D poses of shape B x {J} x 2 (or B x {2 * J}), "
                              f"got {tuple(pose2d.shape)}")
@@ -68,7 +68,7 @@ class PoseNet(nn.Module):
         return self.w2(y).view(-1, J, 3)
 
     def extra_repr(self) -> str:
-        return f"num_joint={self.num_joint}, hid_dim={self.hid_dim}"
+        return f"num_joints={self.num_joints}, hid_dim={self.hid_dim}"
 
 
 def get_model(num_joint: int, hid_dim: int = 4096, num_layer: int = 2, p_dropout: float = 0.5) -> PoseNet:
