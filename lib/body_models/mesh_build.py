@@ -91,7 +91,7 @@ class MeshBuilder:
         self.tris: List[Tuple[int, int, int]] = []
 
     @property
-    def num_verts(self) -> int:
+    def num_vertices(self) -> int:
         return len(self.verts)
 
     def add_vertices(self, positions: np.ndarray, part: int) -> np.ndarray:
@@ -208,13 +208,13 @@ def split_longest_edges(verts: np.ndarray, faces: np.ndarray, count: int, parts:
     return np.array(vert_list), np.array(face_list, dtype=np.int64), np.array(part_list)
 
 
-def vertex_adjacency(faces: np.ndarray, num_verts: int):
+def vertex_adjacency(faces: np.ndarray, num_vertices: int):
     """Sparse symmetric 0/1 adjacency (V, V) of the mesh edges."""
     import scipy.sparse
 
     rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
     cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    adj = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(num_verts, num_verts)).tocsr()
+    adj = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(num_vertices, num_vertices)).tocsr()
     adj.data[:] = 1.0
     return adj
 
@@ -233,7 +233,7 @@ def taubin_smooth(verts: np.ndarray, faces: np.ndarray, iterations: int, lam: fl
     return out
 
 
-def check_closed_manifold(faces: np.ndarray, num_verts: int) -> None:
+def check_closed_manifold(faces: np.ndarray, num_vertices: int) -> None:
     """Raise ValueError unless the mesh is a closed, consistently oriented, connected 2-manifold
     of genus 0: every edge in two faces traversed in opposite directions, every vertex used and
     surrounded by one fan of faces, one component, Euler characteristic 2."""
@@ -248,9 +248,9 @@ def check_closed_manifold(faces: np.ndarray, num_verts: int) -> None:
         if (b, a) not in directed:
             raise ValueError(f"boundary edge {(a, b)}")
     used = np.unique(faces)
-    if len(used) != num_verts:
+    if len(used) != num_vertices:
         raise ValueError("unused vertices")
-    n_comp, _ = scipy.sparse.csgraph.connected_components(vertex_adjacency(faces, num_verts))
+    n_comp, _ = scipy.sparse.csgraph.connected_components(vertex_adjacency(faces, num_vertices))
     if n_comp != 1:
         raise ValueError(f"{n_comp} connected components")
     # every vertex's faces form one fan (a disk): its link is a single cycle
@@ -269,7 +269,7 @@ def check_closed_manifold(faces: np.ndarray, num_verts: int) -> None:
             cur = step
         if step != start or steps != len(nxt):
             raise ValueError(f"vertex {v} is not a manifold vertex")
-    euler = num_verts - len(directed) // 2 + len(faces)
+    euler = num_vertices - len(directed) // 2 + len(faces)
     if euler != 2:
         raise ValueError(f"Euler characteristic {euler}, expected 2 (a sphere)")
 
@@ -436,14 +436,14 @@ def move_to_indices(verts: np.ndarray, targets: np.ndarray, indices: Sequence[in
     return perm
 
 
-def boundary_vertices(faces: np.ndarray, num_verts: int) -> np.ndarray:
+def boundary_vertices(faces: np.ndarray, num_vertices: int) -> np.ndarray:
     """(V,) bool: vertices on an edge that only one face uses."""
     count: Dict[Tuple[int, int], int] = {}
     for tri in faces:
         for k in range(3):
             e = _edge_key(int(tri[k]), int(tri[(k + 1) % 3]))
             count[e] = count.get(e, 0) + 1
-    out = np.zeros(num_verts, dtype=bool)
+    out = np.zeros(num_vertices, dtype=bool)
     for (a, b), c in count.items():
         if c == 1:
             out[a] = out[b] = True

@@ -40,21 +40,21 @@ MANO_SOURCE = ("Register and download MANO from https://mano.is.tue.mpg.de (the 
                "says, or use the synthetic hand (DATASET.body_model: 'synthetic').")
 
 
-def _one_hot_rows(vertex_ids, num_verts: int) -> np.ndarray:
-    rows = np.zeros((len(vertex_ids), num_verts), dtype=np.float32)
+def _one_hot_rows(vertex_ids, num_vertices: int) -> np.ndarray:
+    rows = np.zeros((len(vertex_ids), num_vertices), dtype=np.float32)
     rows[np.arange(len(vertex_ids)), list(vertex_ids)] = 1.0
     return rows
 
 
-def _load_regressor(path: Path, rows: int, num_verts: int, name: str) -> np.ndarray:
+def _load_regressor(path: Path, rows: int, num_vertices: int, name: str) -> np.ndarray:
     if not path.is_file():
         raise missing_file_error(f"{name} joint regressor", path, [path.name], REGRESSOR_SOURCE)
     try:
         reg = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise BodyModelError(f"{path}: not a readable .npy joint regressor ({exc})") from None
-    if reg.shape != (rows, num_verts):
-        raise BodyModelError(f"{path}: expected a ({rows}, {num_verts}) joint regressor, found {reg.shape}")
+    if reg.shape != (rows, num_vertices):
+        raise BodyModelError(f"{path}: expected a ({rows}, {num_vertices}) joint regressor, found {reg.shape}")
     return reg.astype(np.float32)
 
 
