@@ -245,14 +245,14 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, intrinsics: Intrinsics, w
         return face_index.reshape(height, width), depth.reshape(height, width)
     pix = np.concatenate(cand_pix)
     invz = np.concatenate(cand_invz)
-    face = np.concatenate(cand_face)
+    faces = np.concatenate(cand_face)
     # per pixel, the candidate with the largest 1/z (the nearest) wins
     order = np.lexsort((-invz, pix))
     pix_sorted = pix[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = pix_sorted[1:] != pix_sorted[:-1]
     win = order[first]
-    face_index[pix[win]] = face[win]
+    face_index[pix[win]] = faces[win]
     depth[pix[win]] = 1.0 / invz[win]
     return face_index.reshape(height, width), depth.reshape(height, width)
 

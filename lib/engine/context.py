@@ -124,7 +124,7 @@ def build_context(cfg: Config, device: DeviceSpec = None) -> RunContext:
                       regressor, workers)
 
 
-def write_vis(results: Dict[str, np.ndarray], face: np.ndarray, folder: Path, count: int = 10) -> List[Path]:
+def write_vis(results: Dict[str, np.ndarray], faces: np.ndarray, folder: Path, count: int = 10) -> List[Path]:
     """``TEST.vis``: OBJ files of about ``count`` predicted meshes and their targets, spread over
     the test set (``<n>_pred.obj``, ``<n>_gt.obj``)."""
     from ..vis import save_obj
@@ -134,6 +134,6 @@ def write_vis(results: Dict[str, np.ndarray], face: np.ndarray, folder: Path, co
         return written
     n_all = len(results["index"])
     for n in range(0, n_all, max(1, n_all // count)):
-        written.append(save_obj(results["mesh_coord"][n] / 1000, face, folder / f"{n}_pred.obj"))
-        written.append(save_obj(results["mesh_coord_target"][n] / 1000, face, folder / f"{n}_gt.obj"))
+        written.append(save_obj(results["mesh_coord"][n] / 1000, faces, folder / f"{n}_pred.obj"))
+        written.append(save_obj(results["mesh_coord_target"][n] / 1000, faces, folder / f"{n}_gt.obj"))
     return written

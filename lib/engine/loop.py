@@ -55,13 +55,13 @@ class StageOutputs:
 class MeshCriterion(torch.nn.Module):
     """The Pose2Mesh loss terms, by name. Faces and the joint regressor are given once."""
 
-    def __init__(self, cfg: Config, face: np.ndarray, joint_regressor: np.ndarray):
+    def __init__(self, cfg: Config, faces: np.ndarray, joint_regressor: np.ndarray):
         super().__init__()
         from ..losses import CoordLoss, EdgeLengthLoss, NormalVectorLoss
 
         self.coord = CoordLoss()
-        self.normal = NormalVectorLoss(face)
-        self.edge = EdgeLengthLoss(face)
+        self.normal = NormalVectorLoss(faces)
+        self.edge = EdgeLengthLoss(faces)
         self.register_buffer("joint_regressor", torch.as_tensor(joint_regressor, dtype=torch.float32), persistent=False)
         self.w_normal = cfg.MODEL.normal_loss_weight
         self.w_edge = cfg.MODEL.edge_loss_weight
