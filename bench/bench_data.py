@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ from pose2mesh.body_models import SMPL
 from pose2mesh.config import Config
 from pose2mesh.datasets.synthetic import SyntheticDataset
 from pose2mesh.noise_utils import synthesize_pose
+from bench_common import machine, table
 from synthesize_pose_loop import synthesize_pose_loop
 
 
@@ -86,21 +88,26 @@ def main() -> None:
 
     smpl = SMPL(synthetic=True)
     rows = []
-    print(f"{'synthetic dataset (train, synthesized errors)':48s} {'batched/s':>10s} {'sequential/s':>13s}")
+    print(f"# bench_data: {machine()}")
+    print(f"# command: python bench/bench_data.py {' '.join(sys.argv[1:])}")
+    table_rows = []
     for mode in ("posenet", "pose2mesh_net"):
         for input_set in ("human36", "coco", "smpl"):
             batched, sequential = bench_synthetic(smpl, mode, input_set, args.batch, args.seconds)
             rows.append({"what": f"Synthetic {mode} {input_set}", "batched_per_s": batched,
                          "sequential_per_s": sequential})
-            print(f"{mode + ', ' + input_set + ' input':48s} {batched:10.0f} {sequential:13.0f}")
+            table_rows.append([f"synthetic train, {mode}, {input_set} input", f"{batched:,.0f}",
+                               f"{sequential:,.0f}", f"{batched / sequential:.1f}x"])
+    print(table(["synthetic dataset (synthesized errors)", "batched samples/s", "one by one samples/s",
+                 "batched vs one by one"], table_rows))
 
     vectorized, loop = bench_synthesize_pose(args.seconds)
     rows.append({"what": "synthesize_pose", "vectorized_calls_per_s": vectorized, "loop_calls_per_s": loop,
                  "speedup": vectorized / loop})
-    print(f"\n{'synthesize_pose (17 COCO keypoints)':48s} {'calls/s':>10s}")
-    print(f"{'vectorized (pose2mesh.noise_utils)':48s} {vectorized:10.0f}")
-    print(f"{'per-keypoint loop (original algorithm)':48s} {loop:10.0f}")
-    print(f"{'speed-up':48s} {vectorized / loop:9.1f}x")
+    print()
+    print(table(["synthesize_pose (17 COCO keypoints)", "calls/s", "vs the original's loop"],
+                [["vectorized (pose2mesh.noise_utils)", f"{vectorized:,.0f}", f"{vectorized / loop:.1f}x"],
+                 ["per-keypoint loop (original algorithm)", f"{loop:,.0f}", "1.0x"]]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)

@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fixture writers
+from bench_common import machine  # noqa: E402
 from fixtures import synthetic_smpl, write_human36m  # noqa: E402
 
 from pose2mesh.config import load_config  # noqa: E402
@@ -43,8 +44,9 @@ def main() -> None:
     smpl = synthetic_smpl()
     with tempfile.TemporaryDirectory() as tmp:
         write_human36m(tmp, smpl, frames=tuple(range(0, frames, 1)))
-        print(f"# bench_loaders: Human3.6M fixture, {frames} frames per sequence, 1 torch thread, "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        print(f"# bench_loaders: {machine()}")
+        print(f"# command: python bench/bench_loaders.py {' '.join(sys.argv[1:])}")
+        print(f"# Human3.6M fixture in the real format, {frames} frames per sequence, 1 torch thread")
         print("| mode | samples | in-process samples/s | 1 worker samples/s |")
         print("|---|---|---|---|")
         for mode in ("pose2mesh_net", "posenet"):
