@@ -24,11 +24,11 @@ import time
 import numpy as np
 import torch
 
+from bench_common import machine, table
 from pose2mesh.body_models import SMPL
 from pose2mesh.config import Config
 from pose2mesh.datasets.synthetic import SyntheticDataset
 from pose2mesh.noise_utils import synthesize_pose
-from bench_common import machine, table
 from synthesize_pose_loop import synthesize_pose_loop
 
 

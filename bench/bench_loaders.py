@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fixture writers
 from bench_common import machine  # noqa: E402
 from fixtures import synthetic_smpl, write_human36m  # noqa: E402
-
 from pose2mesh.config import load_config  # noqa: E402
 from pose2mesh.datasets.human36m import Human36M  # noqa: E402
 
@@ -56,9 +55,9 @@ def main() -> None:
             cfg.DATASET.body_model = "synthetic"
             ds = Human36M("train", cfg, data_dir=tmp, mesh_model=smpl)
             n = len(ds)
-            in_proc = rate(lambda: [ds[i] for i in range(n)], n)
+            in_proc = rate(lambda ds=ds, n=n: [ds[i] for i in range(n)], n)
             loader = DataLoader(ds, batch_size=32, num_workers=1, shuffle=True)
-            one_worker = rate(lambda: [None for _ in loader], n)
+            one_worker = rate(lambda loader=loader: [None for _ in loader], n)
             print(f"| {mode} | {n} | {in_proc:,.0f} | {one_worker:,.0f} |")
 
 
