@@ -82,7 +82,9 @@ def main() -> None:
         args.repeat, args.batch, args.adam_steps = 1, 2, 5
     threads = bc.set_threads(args.threads)
     print(f"machine: {bc.machine()}")
-    print(f"command: python bench/bench_fitting.py {' '.join(sys.argv[1:])} (threads {threads})\n")
+    print(f"command: python bench/bench_fitting.py {' '.join(sys.argv[1:])} (threads {threads})")
+    print(f"float32 matmul rate now: {bc.matmul_gflops(512 if args.smoke else 2048):.0f} GFLOP/s "
+          "(a yardstick for how loaded the machine is)\n")
 
     rows = []
     models = [("SMPL", SMPL(synthetic=True), 24, 0.020), ("MANO", MANO(synthetic=True), 16, 0.004)]

@@ -13,14 +13,19 @@ Method (batched over B, no loop over vertices or samples; loops over joints and 
    (a light smoothness term ``|A_k - A_parent|^2`` keeps weakly skinned joints determined), then
    each ``A_k`` projected on the nearest rotation (SVD) gives the global rotations, hence the
    local ones down the kinematic tree. For a fixed pose the vertices are linear in shape and
-   translation: a second linear least squares gives them. Two rounds (the second with the rest
-   mesh at the new shape and the pose blendshapes at the new pose) land within a few mm.
+   translation: a second linear least squares gives them (with a firmer shape ridge). Two
+   rounds (the second with the rest mesh at the new shape and the pose blendshapes at the new
+   pose) land within 15-25 mm on clean meshes at 1 rad per joint, where LM converges from.
 2. **Levenberg-Marquardt** on all parameters with an analytic Jacobian (rotation increments
    about each posed joint, shape, translation; the pose blendshapes' derivative is left out,
-   which keeps the exact fixed point), first on a fixed subset of vertices, then on all.
-   A small ridge on the shape coefficients (``shape_prior``) keeps body size from trading off
-   against the mesh where the mesh leaves it loose; the damping keeps joints the mesh does not
-   determine where they are.
+   which keeps the exact fixed point). Its normal equations come from Gram products of the
+   per-joint lever arms, factored through per-vertex skinning features (two GEMMs over the
+   vertices, no 3V x 85 Jacobian). Per-sample damping and step acceptance; up to 12 iterations
+   on a fixed subset of 1,200 vertices, stopping once every step moves the mesh by < 0.01 mm,
+   then ``final_steps`` on all vertices. A small ridge on the shape coefficients
+   (``shape_prior``) keeps body size from trading off against the mesh where the mesh leaves it
+   loose; the damping keeps joints the mesh does not determine where they are. (A limb's twist
+   is determined here: the vertices come with their correspondence.)
 
 >>> fit = fit_smpl(vertices, smpl)          # vertices (B, 6890, 3) metres, SMPL vertex order
 >>> verts, joints = smpl(fit.pose, fit.shape, fit.trans)   # == fit.vertices, fit.joints
