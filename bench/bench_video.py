@@ -148,7 +148,7 @@ def main() -> int:
     print(f"# {summary['frames']} frames, {sum(t['detections'] for t in summary['tracks'].values())} detections, "
           f"{len(summary['tracks'])} tracks")
     rows = []
-    for stage in ("decode", "detect", "track", "smooth", "model", "camera", "render", "encode"):
+    for stage in ("decode", "detect", "track", "smooth", "model", "camera", "fit", "render", "encode"):
         rows.append((stage, sec[stage], fps[stage] if fps[stage] is not None else float("nan")))
     rows.append(("end to end (after model load)", summary["frames_written"] / fps["end_to_end"], fps["end_to_end"]))
     print(table(("stage", "seconds", "frames / s"), rows))
