@@ -209,6 +209,8 @@ class Predictor:
         self.vertex_num = int(self.body_model.vertex_num)
         self.model = build_model(cfg, self.joint_set, build_graphs(self.body_model, self.joint_set))
         self.weights = Path(weights) if weights is not None else None
+        self.config_path: Optional[Path] = None  # the config.yaml read by from_checkpoint
+        self.load_seconds = 0.0
         self.epoch = self._load_weights(self.weights) if weights is not None else None
         self.model.to(self.device).eval()
         regressor = np.asarray(self.body_model.joint_regressor(self.joint_set.name), dtype=np.float64)
@@ -267,8 +269,6 @@ class Predictor:
         predictor = cls(config, weights, device)
         predictor.config_path = cfg_path
         return predictor
-
-    config_path: Optional[Path] = None
 
     def _load_weights(self, path: Path) -> Optional[int]:
         from .checkpoint import load_checkpoint, load_model_weights
