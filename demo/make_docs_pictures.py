@@ -47,7 +47,7 @@ def main() -> int:
             return code
         top = read_image(tmp / "photo" / "demo_pose2d.png")
         bottom = read_image(tmp / "photo" / "demo_mesh.png")
-        write_image(args.out / "demo_photo_people.png", np.concatenate([top, bottom], 0), max_side=1400)
+        write_image(args.out / "demo_photo_people.jpg", np.concatenate([top, bottom], 0), max_side=1200)
 
         h = 384
         wide = cv2.resize(image, (round(image.shape[1] * h / image.shape[0]), h), interpolation=cv2.INTER_AREA)
@@ -71,8 +71,8 @@ def main() -> int:
         picks = np.linspace(0, len(rendered) - 1, args.strip).round().astype(int)
         gap = np.full((h, 6, 3), 255, np.uint8)
         strip = np.concatenate(sum([[rendered[i], gap] for i in picks], [])[:-1], 1)
-        write_image(args.out / "demo_video_strip.png", strip, max_side=1600)
-    print(f"wrote {args.out / 'demo_photo_people.png'} and {args.out / 'demo_video_strip.png'}")
+        write_image(args.out / "demo_video_strip.jpg", strip, max_side=1600)
+    print(f"wrote {args.out / 'demo_photo_people.jpg'} and {args.out / 'demo_video_strip.jpg'}")
     return 0
 
 

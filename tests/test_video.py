@@ -67,14 +67,19 @@ class FakeDetector:
 
     name = "stand-in"
 
-    def __init__(self, keypoints, interrupt_at=None, seed=0):
-        self.keypoints, self.interrupt_at, self.calls = keypoints, interrupt_at, 0
+    def __init__(self, keypoints, interrupt_at=None, seed=0, ghost_at=None):
+        self.keypoints, self.interrupt_at, self.calls, self.ghost_at = keypoints, interrupt_at, 0, ghost_at
         self.rng = np.random.default_rng(seed)
 
     def detect(self, image, multi=False):
         if self.interrupt_at is not None and self.calls == self.interrupt_at:
             raise KeyboardInterrupt
-        kps = self.keypoints[self.calls]
+        kps = list(self.keypoints[self.calls])
+        if self.calls == self.ghost_at:  # a one-frame false detection, away from both people
+            ghost = kps[0].copy()
+            ghost[:, 0] = ghost[:, 0] * 0.3 + W / 2
+            ghost[:, 1] = ghost[:, 1] * 0.3 + 5
+            kps.append(ghost)
         self.calls += 1
         out = []
         for kp in (kps if multi else kps[:1]):
@@ -237,3 +242,14 @@ def test_fitted_parameter_sequence_per_track(clip, coco_ckpt, tmp_path):
     assert len(names) == 24 and positions.shape[:2] == (3, 24) and frame_time == pytest.approx(1 / 12.0)
     assert Path(track["fit"]["glb"]).read_bytes()[:4] == b"glTF"
     assert summary["frames_per_second"]["fit"] > 0
+
+
+def test_one_frame_tracks_are_dropped(clip, coco_ckpt, tmp_path):
+    root, keypoints = clip
+    argv = ["--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--multi", "--no_fit"]
+    summary = run_video(_args(*argv, "--output_dir", tmp_path / "a"), detector=FakeDetector(keypoints, ghost_at=5))
+    assert len(summary["tracks"]) == 2
+    assert len(json.loads((tmp_path / "a" / "demo_keypoints.json").read_text())) == 2 * FRAMES
+    summary = run_video(_args(*argv, "--output_dir", tmp_path / "b", "--min_track_frames", 1),
+                        detector=FakeDetector(keypoints, ghost_at=5))
+    assert len(summary["tracks"]) == 3

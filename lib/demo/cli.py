@@ -80,6 +80,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="keypoint smoothing strength per track (1: the tuned default; 2: smoother; 0: off)")
     v.add_argument("--no_smooth", action="store_true", help="no keypoint smoothing (same as --smooth 0)")
     v.add_argument("--save_obj", action="store_true", help="also write one OBJ per track and frame")
+    v.add_argument("--min_track_frames", type=int, default=3,
+                   help="drop tracks seen in fewer frames (false detections), in videos of at least twice "
+                        "as many frames (default 3; 1 keeps every detection)")
     v.add_argument("--max_frames", type=int, default=0, help="stop after this many frames (0: all)")
     p.add_argument("--debug", action="store_true", help="full tracebacks instead of one-line errors")
     args = p.parse_args(argv)
@@ -93,6 +96,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.smooth = 0.0
     if args.smooth < 0:
         p.error("--smooth must be >= 0")
+    if args.min_track_frames < 1:
+        p.error("--min_track_frames must be >= 1")
     return args
 
 

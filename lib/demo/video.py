@@ -213,6 +213,14 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     if frames_done == 0:
         raise DemoError(f"video {source.path}: no frame was decoded")
 
+    # tracks seen in very few frames of a longer video are false detections (flags, posters)
+    min_frames = args.min_track_frames if frames_done >= 2 * args.min_track_frames else 1
+    short = {tid for tid, members in tracker.tracks().items() if len(members) < min_frames}
+    if short:
+        tracker.people = [p for p in tracker.people if p.track_id not in short]
+        log.info("dropped %d track%s seen in fewer than %d frames", len(short), "" if len(short) == 1 else "s",
+                 min_frames)
+
     def keypoint_records(smoothed: bool) -> List[Dict[str, Any]]:
         recs = []
         for p in tracker.people:
