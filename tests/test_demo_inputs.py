@@ -167,3 +167,20 @@ def test_fitted_parameters_and_meshes(h36_ckpt, tmp_path, capsys):
                       "--output_dir", str(raw), "--no_fit"]) == 0
     assert not (raw / "demo_smpl.npz").exists() and not (raw / "demo_mesh_fit.obj").exists()
     assert json.loads((raw / "demo_result.json").read_text())["fit"] is None
+
+
+def test_errors_share_the_root_and_bugs_propagate(h36_ckpt, monkeypatch, tmp_path):
+    from pose2mesh.detection import DetectionError, DetectorUnavailable
+    from pose2mesh.errors import Pose2MeshError
+    from pose2mesh.inference import InferenceError, Predictor
+
+    for cls in (demo.DemoError, InferenceError, DetectionError, DetectorUnavailable):
+        assert issubclass(cls, Pose2MeshError), cls
+
+    def broken(self, poses):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Predictor, "forward", broken)
+    with pytest.raises(RuntimeError, match="a bug"):  # a bug is not a one-line user error
+        demo.main(["--gpu", "cpu", "--input_pose", str(SINGLE_POSE), "--checkpoint", str(h36_ckpt),
+                   "--output_dir", str(tmp_path)])
