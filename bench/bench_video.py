@@ -66,8 +66,6 @@ class FixedKeypoints:
 
 def make_run(root: Path, hid_dim: int, divisor: int) -> Path:
     """A run folder (config.yaml + random weights) of the chosen model size, coco joint set."""
-    import torch
-
     from pose2mesh.checkpoint import save_checkpoint
     from pose2mesh.config import Config, save_config
     from pose2mesh.engine.builders import build_graphs, build_mesh_model, build_model
