@@ -253,3 +253,29 @@ def test_one_frame_tracks_are_dropped(clip, coco_ckpt, tmp_path):
     summary = run_video(_args(*argv, "--output_dir", tmp_path / "b", "--min_track_frames", 1),
                         detector=FakeDetector(keypoints, ghost_at=5))
     assert len(summary["tracks"]) == 3
+
+
+def test_ctrl_c_while_rendering_ends_the_video_cleanly(clip, coco_ckpt, tmp_path, monkeypatch):
+    from pose2mesh.render import MeshRenderer
+
+    root, keypoints = clip
+    original, calls = MeshRenderer.render, []
+
+    def render(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(MeshRenderer, "render", render)
+    with pytest.raises(KeyboardInterrupt):
+        run_video(_args("--input_video", root / "clip.mp4", "--checkpoint", coco_ckpt, "--output_dir", tmp_path,
+                        "--no_fit"), detector=FakeDetector(keypoints))
+    cap = cv2.VideoCapture(str(tmp_path / "demo_video.mp4"))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == 3  # the frames written before the interrupt
+    assert len(json.loads((tmp_path / "demo_keypoints.json").read_text())) == FRAMES  # complete
+    summary = json.loads((tmp_path / "demo_result.json").read_text())
+    assert summary["interrupted"] == "rendering" and summary["frames_written"] == 3
