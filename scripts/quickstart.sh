@@ -18,7 +18,7 @@ RUN=$(ls -td "$OUT"/exp_* | head -n 1)
 echo "[quickstart] 2/3 testing $RUN with the baselines"
 python main/test.py --gpu cpu --cfg "$CFG" --weights "$RUN/checkpoint" --output_dir "$OUT" --baselines
 
-echo "[quickstart] 3/3 demo: a mesh from the shipped 2D pose, rendered"
+echo "[quickstart] 3/3 demo: a mesh from the shipped 2D pose, and the SMPL body fitted to it, rendered"
 python demo/run.py --gpu cpu --checkpoint "$RUN/checkpoint/final.pth.tar" --body_model synthetic \
-  --input_pose demo/synthetic_pose_human36.npy --joint_set human36 --output_dir demo/result
+  --input_pose demo/synthetic_pose_human36.npy --joint_set human36 --show both --output_dir demo/result
 echo "[quickstart] done: run folder $RUN, demo images in demo/result/"
