@@ -33,7 +33,7 @@ Method (batched over B, no loop over vertices or samples; loops over joints and 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -185,6 +185,8 @@ _MODELS: "weakref.WeakKeyDictionary[torch.nn.Module, Dict[Tuple[str, str], _Mode
 _SUBSET_SIZE = 1200         # vertices of the start and the first LM iterations (SMPL; MANO uses all 778)
 _START_ROUNDS = 2           # affine start -> shape -> affine start at the new rest mesh ...
 _START_SMOOTHING = 1e-3     # |A_k - A_parent|^2 weight, relative to the rotation block's scale
+_SUBSET_TOL = 3e-4          # the subset LM's stop (m RMS step motion) when an all-vertex step follows
+_SINGLE_THREAD_BATCH = 2    # CPU fits of at most this many meshes run on one thread
 _START_SHAPE_PRIOR = 1e-1   # the start's shape ridge (the affine start is rough; LM uses shape_prior)
 
 
@@ -482,22 +484,29 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         damping: float, tol: float = 1e-5):
     """Up to ``iterations`` Levenberg-Marquardt steps; each sample keeps its own damping and accepts
     only improvements; stops early once every sample's accepted step moves the vertices by less
-    than ``tol`` metres RMS."""
+    than ``tol`` metres RMS. The forwards and normal equations run in float32 on vertices taken
+    relative to the target's mean (the parameters, the costs and the solves stay float64)."""
     batch = target.shape[0]
     num_joints, num_betas = model.num_joints, betas.shape[1]
     tgt = target if ids is None else target[:, ids]
     num_verts = tgt.shape[1]
+    m32 = _model_float32(model)
+    centre = tgt.mean(1)
+    tgt = (tgt - centre[:, None]).to(torch.float32)
+
+    def forward(loc, b, t):
+        return _forward(m32, loc.to(torch.float32), b.to(torch.float32), (t - centre).to(torch.float32), ids)
     prior = torch.zeros(num_joints * 3 + num_betas + 3, dtype=target.dtype, device=target.device)
     prior[num_joints * 3:num_joints * 3 + num_betas] = shape_prior * model.shape_scale * num_verts
     mu = torch.full((batch, 1), damping, dtype=target.dtype, device=target.device)
 
     def cost(posed, b):
-        return ((posed.verts - tgt) ** 2).sum((1, 2)) + (prior[num_joints * 3:-3] * b * b).sum(1)
+        return ((posed.verts - tgt).to(torch.float64) ** 2).sum((1, 2)) + (prior[num_joints * 3:-3] * b * b).sum(1)
 
-    posed = _forward(model, local, betas, trans, ids)
+    posed = forward(local, betas, trans)
     current = cost(posed, betas)
     for _ in range(iterations):
-        normal, grad = _normal_equations(model, posed, tgt - posed.verts, ids)
+        normal, grad = _normal_equations(m32, posed, tgt - posed.verts, ids)
         grad[:, num_joints * 3:num_joints * 3 + num_betas] -= prior[num_joints * 3:-3] * betas
         diag = normal.diagonal(dim1=1, dim2=2)
         system = normal + torch.diag_embed(prior + mu * (diag + 1e-6 * num_verts))
@@ -505,10 +514,10 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         # the step's predicted RMS vertex motion; every sample below tol: converged
         motion = ((step[:, None] @ normal @ step[..., None])[:, 0, 0].clamp_min(0) / num_verts).sqrt()
         omega = step[:, :num_joints * 3].reshape(batch, num_joints, 3)
-        new_local = _apply_increment(local, posed.parent_rot, omega)
+        new_local = _apply_increment(local, posed.parent_rot.to(torch.float64), omega)
         new_betas = betas + step[:, num_joints * 3:num_joints * 3 + num_betas]
         new_trans = trans + step[:, -3:]
-        new_posed = _forward(model, new_local, new_betas, new_trans, ids)
+        new_posed = forward(new_local, new_betas, new_trans)
         new_cost = cost(new_posed, new_betas)
         better = new_cost <= current
         b4 = better[:, None, None, None]
@@ -528,6 +537,23 @@ def _fit(vertices: ArrayLike, body_model, layer, kind: str, gender: str, init: O
          iterations: int, final_steps: int, shape_prior: float, what: str) -> FitResult:
     num_verts = int(layer.th_v_template.shape[1])
     target, device, out_dtype = _as_vertices(vertices, num_verts, what)
+    threads = torch.get_num_threads()
+    # small batches on the CPU: the operations are too small to share between threads (the
+    # hand-off costs more than it saves: 2 threads took ~1.5x the CPU time of 1 at batch 1)
+    single = device.type == "cpu" and threads > 1 and target.shape[0] <= _SINGLE_THREAD_BATCH
+    if single:
+        torch.set_num_threads(1)
+    try:
+        return _fit_threads(target, device, out_dtype, body_model, layer, kind, gender, init, iterations,
+                            final_steps, shape_prior, what)
+    finally:
+        if single:
+            torch.set_num_threads(threads)
+
+
+def _fit_threads(target, device, out_dtype, body_model, layer, kind: str, gender: str, init: Optional[FitResult],
+                 iterations: int, final_steps: int, shape_prior: float, what: str) -> FitResult:
+    num_verts = target.shape[1]
     model = _model_tensors(layer, kind, device)
     batch = target.shape[0]
     num_betas = model.shapedirs.shape[-1]
@@ -556,11 +582,66 @@ def _fit(vertices: ArrayLike, body_model, layer, kind: str, gender: str, init: O
             betas, trans = _solve_shape_trans(model, tgt, local, ids, _START_SHAPE_PRIOR)
             posed = _forward(model, local, betas, trans, ids)
             rest, rest_joints = posed.rest, posed.rest_joints
-        local, betas, trans = _lm(model, target, local, betas, trans, ids, iterations, shape_prior, 1e-2)
+        local, betas, trans = _lm(model, target, local, betas, trans, ids, iterations, shape_prior, 1e-2,
+                                  tol=_SUBSET_TOL if ids is not None and final_steps > 0 else 1e-5)
+    fallback = None
     if ids is not None and final_steps > 0:
-        local, betas, trans = _lm(model, target, local, betas, trans, None, final_steps, shape_prior, 1e-4)
+        if final_steps > 1:
+            local, betas, trans = _lm(model, target, local, betas, trans, None, final_steps - 1, shape_prior, 1e-4)
+        fallback = (local, betas, trans)
+        local, betas, trans, current = _final_step(model, target, local, betas, trans, shape_prior, 1e-4)
+        fallback = fallback + (current,)
     pose = (matrix_to_axis_angle(local) - model.pose_offset).reshape(batch, -1)
-    return _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, iterations)
+    result = _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, iterations)
+    if fallback is not None:
+        # the last step was taken without a forward of its own: the wrapper's forward checks it
+        num_betas = betas.shape[1]
+        ridge = shape_prior * model.shape_scale * num_verts
+        new_cost = (result.error.to(torch.float64) ** 2).sum(1) + ridge * (result.shape.to(torch.float64) ** 2).sum(1)
+        worse = new_cost > fallback[3]
+        if bool(worse.any()):
+            old_pose = (matrix_to_axis_angle(fallback[0]) - model.pose_offset).reshape(batch, -1)
+            pick = worse[:, None]
+            result = _result(body_model, kind, gender, torch.where(pick, old_pose, pose),
+                             torch.where(pick, fallback[1], betas), torch.where(pick, fallback[2], trans), target,
+                             out_dtype, iterations)
+    return result
+
+
+def _model_float32(model: _Model) -> _Model:
+    """The model's tensors in float32 (cached): the all-vertex step runs in float32."""
+    if "float32" not in model.cache:
+        conv = {name: getattr(model, name).to(torch.float32)
+                for name in ("template", "shapedirs", "posedirs", "regressor", "weights", "pose_offset",
+                             "reg_template", "reg_shapedirs", "subtree", "ancestors", "laplacian")}
+        model.cache["float32"] = (replace(model, cache={}, **conv),)
+    return model.cache["float32"][0]
+
+
+def _final_step(model: _Model, target: torch.Tensor, local, betas, trans, shape_prior: float, damping: float):
+    """One Levenberg-Marquardt step on all vertices, its forward and normal equations in float32
+    (relative to the mesh's mean, so float32 keeps the precision), the solve in float64. No forward
+    after the step: the caller checks the step on the result's own forward. Returns the new
+    parameters and the cost before the step."""
+    batch = target.shape[0]
+    m32 = _model_float32(model)
+    num_joints, num_betas = model.num_joints, betas.shape[1]
+    num_verts = target.shape[1]
+    centre = target.mean(1, keepdim=True)
+    tgt = (target - centre).to(torch.float32)
+    posed = _forward(m32, local.to(torch.float32), betas.to(torch.float32), (trans - centre[:, 0]).to(torch.float32))
+    resid = tgt - posed.verts
+    ridge = shape_prior * model.shape_scale * num_verts
+    current = (resid.to(torch.float64) ** 2).sum((1, 2)) + ridge * (betas * betas).sum(1)
+    normal, grad = _normal_equations(m32, posed, resid, None)
+    prior = torch.zeros(num_joints * 3 + num_betas + 3, dtype=torch.float64, device=target.device)
+    prior[num_joints * 3:num_joints * 3 + num_betas] = ridge
+    grad[:, num_joints * 3:num_joints * 3 + num_betas] -= ridge * betas
+    diag = normal.diagonal(dim1=1, dim2=2)
+    step = torch.linalg.solve(normal + torch.diag_embed(prior + damping * (diag + 1e-6 * num_verts)), grad[..., None])[..., 0]
+    omega = step[:, :num_joints * 3].reshape(batch, num_joints, 3)
+    new_local = _apply_increment(local, posed.parent_rot.to(torch.float64), omega)
+    return (new_local, betas + step[:, num_joints * 3:num_joints * 3 + num_betas], trans + step[:, -3:], current)
 
 
 def _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, iterations) -> FitResult:
