@@ -38,10 +38,9 @@ def test_the_photo_example_runs_as_written(tmp_path):
     import pytest
 
     pytest.importorskip("mediapipe")
-    from test_engine import write_cfg
-
     from pose2mesh.config import load_config
     from pose2mesh.engine import train
+    from test_engine import write_cfg
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## From a photo"):text.index("## From a video")]
