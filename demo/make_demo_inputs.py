@@ -121,7 +121,8 @@ def main() -> None:
         args.preview.mkdir(parents=True, exist_ok=True)
         intr = Intrinsics(FOCAL, FOCAL, (WIDTH - 1) / 2, (HEIGHT - 1) / 2)
         r = MeshRenderer(WIDTH, HEIGHT)
-        write_image(args.preview / "single.png", r.render([RenderMesh(single, smpl.face)], intr, size=(WIDTH, HEIGHT)).image)
+        write_image(args.preview / "single.png", r.render([RenderMesh(single, smpl.face)], intr,
+                                                          size=(WIDTH, HEIGHT)).image)
         write_image(args.preview / "people.png", r.render([RenderMesh(v, smpl.face) for v in people], intr,
                                                           size=(WIDTH, HEIGHT)).image)
         write_image(args.preview / "hand.png", r.render([RenderMesh(hand, mano.face)], intr,

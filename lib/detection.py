@@ -190,6 +190,7 @@ class BodyDetector:
         h, w = img.shape[:2]
         if not multi:
             engine = self._tracking if self.video else self._photo
+            assert engine is not None  # a video detector has its tracking engine
             found = self._landmarks(engine.process(img), w, h)
             return [found] if found is not None else []
         people: List[Detection] = []

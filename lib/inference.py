@@ -25,13 +25,16 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
 from .camera import WeakPerspectiveCamera, crop_box, fit_weak_perspective
 from .errors import Pose2MeshError
 from .joints import JointSet, add_pelvis_and_neck, get_joint_set
+
+if TYPE_CHECKING:
+    from .models.pose2mesh_net import Pose2Mesh
 
 __all__ = ["InferenceError", "Predictor", "MeshPrediction", "DEFAULT_CHECKPOINTS", "POSE_THRESHOLD",
            "FOCAL_PER_IMAGE_SIDE", "default_checkpoint", "complete_poses"]
@@ -76,7 +79,8 @@ def default_checkpoint(joint_set: str) -> Path:
         hint = (f"; the newest local checkpoint is {shown}: python demo/run.py --checkpoint {shown} "
                 f"--joint_set <its joint set> ...")
     else:
-        hint = ("; or train one: python main/train.py --gpu cpu --cfg asset/yaml/pose2mesh_human36J_quick_synthetic.yml, "
+        hint = ("; or train one: python main/train.py --gpu cpu "
+                "--cfg asset/yaml/pose2mesh_human36J_quick_synthetic.yml, "
                 "then pass --checkpoint experiment/exp_*/checkpoint/final.pth.tar")
     raise InferenceError(f"no weights for --joint_set {joint_set}: {path} does not exist (the original release's "
                          f"weights go there){hint}")
@@ -207,11 +211,13 @@ class Predictor:
         self.body_model = build_mesh_model(cfg)
         self.faces = np.asarray(self.body_model.face, dtype=np.int64)
         self.vertex_num = int(self.body_model.vertex_num)
-        self.model = build_model(cfg, self.joint_set, build_graphs(self.body_model, self.joint_set))
+        # MODEL.name is pose2mesh_net (checked above): build_model returns a Pose2Mesh
+        graphs = build_graphs(self.body_model, self.joint_set)
+        self.model = cast("Pose2Mesh", build_model(cfg, self.joint_set, graphs))
         self.weights = Path(weights) if weights is not None else None
         self.config_path: Optional[Path] = None  # the config.yaml read by from_checkpoint
         self.load_seconds = 0.0
-        self.epoch = self._load_weights(self.weights) if weights is not None else None
+        self.epoch = self._load_weights(self.weights) if self.weights is not None else None
         self.model.to(self.device).eval()
         regressor = np.asarray(self.body_model.joint_regressor(self.joint_set.name), dtype=np.float64)
         if regressor.ndim != 2 or regressor.shape[1] != self.vertex_num or len(regressor) > self.joint_set.num_joints:

@@ -184,6 +184,7 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
         multi = args.multi
         source = str(args.input_img)
     else:
+        assert poses_in is not None  # read above when not detecting
         check_layout(poses_in, joint_set.name, str(args.input_pose))
         raw, mirrored = poses_in.people, poses_in.mirrored
         multi = args.multi or len(raw) > 1
@@ -262,6 +263,7 @@ def run_photo(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
         if fit is not None:
             from .fitting import write_params
 
+            assert fitted is not None  # fit_meshes returns both
             person_files[k]["mesh_fit"] = str(save_obj(fitted[k], pred.faces_of(k),
                                                        out_dir / f"demo_mesh_fit{suffix}.obj"))
             person_files[k]["params"] = write_params(out_dir / f"demo_{kind}{suffix}.npz", fit.select(k), kind)

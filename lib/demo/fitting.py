@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -20,14 +20,14 @@ log = logging.getLogger("pose2mesh.demo")
 MIRROR = np.array([-1.0, 1.0, 1.0])
 
 
-def _to_model_frame(vertices: np.ndarray, mirrored: Sequence[bool]) -> np.ndarray:
+def _to_model_frame(vertices: np.ndarray, mirrored: Union[Sequence[bool], np.ndarray]) -> np.ndarray:
     flip = np.where(np.asarray(mirrored, bool), -1.0, 1.0)[:, None, None]
     out = np.array(vertices, dtype=np.float64, copy=True)
     out[..., 0] *= flip[..., 0]
     return out
 
 
-def fit_meshes(body_model, vertices: np.ndarray, mirrored: Optional[Sequence[bool]] = None):
+def fit_meshes(body_model, vertices: np.ndarray, mirrored: Optional[Union[Sequence[bool], np.ndarray]] = None):
     """Fit every mesh ``(N, V, 3)`` at once.
 
     Returns:
@@ -36,9 +36,9 @@ def fit_meshes(body_model, vertices: np.ndarray, mirrored: Optional[Sequence[boo
     """
     from ..fitting import fit_body
 
-    mirrored = np.zeros(len(vertices), bool) if mirrored is None else np.asarray(mirrored, bool)
-    fit = fit_body(_to_model_frame(vertices, mirrored).astype(np.float32), body_model)
-    fitted = _to_model_frame(fit.vertices.detach().double().cpu().numpy(), mirrored)
+    flip = np.zeros(len(vertices), bool) if mirrored is None else np.asarray(mirrored, bool)
+    fit = fit_body(_to_model_frame(vertices, flip).astype(np.float32), body_model)
+    fitted = _to_model_frame(fit.vertices.detach().double().cpu().numpy(), flip)
     return fit, fitted
 
 

@@ -1,11 +1,11 @@
 """The demo's drawing stage: 2D poses and meshes over the image (one scene, one z-buffer)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..inference import MeshPrediction, POSE_THRESHOLD
+from ..inference import POSE_THRESHOLD, MeshPrediction
 from ..joints import JointSet
 from ..render import Intrinsics, MeshRenderer, RenderMesh
 from ..vis import draw_pose2d, person_color
@@ -47,6 +47,6 @@ def draw_poses(image: np.ndarray, poses: Sequence[np.ndarray], joint_set: JointS
     out = image
     for k, pose in enumerate(poses):
         color = colors[k] if colors is not None else (person_color(k) if len(poses) > 1 else None)
-        kwargs = {"color": color} if color is not None else {}
+        kwargs: Dict[str, Any] = {"color": color} if color is not None else {}
         out = draw_pose2d(out, pose, joint_set.skeleton, pose[:, 2] if has_conf else None, POSE_THRESHOLD, **kwargs)
     return out

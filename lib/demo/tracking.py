@@ -6,8 +6,8 @@ the frames where the person was seen.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class TrackedPerson:
     score: float
     left: bool = False
     outside: float = 0.0
-    smoothed: np.ndarray = field(default=None)  # K x 3 after smoothing (set by smooth_tracks)
+    smoothed: Optional[np.ndarray] = None  # K x 3 after smoothing (set by smooth_tracks)
 
 
 class FrameTracker:

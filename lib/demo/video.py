@@ -62,14 +62,15 @@ class FrameSource:
         if not self.path.exists():
             raise DemoError(f"video {self.path} does not exist")
         if self.path.is_dir():
-            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.files: Optional[List[Path]] = sorted(p for p in self.path.iterdir()
+                                                      if p.suffix.lower() in IMAGE_SUFFIXES)
             if not self.files:
                 raise DemoError(f"video folder {self.path} has no frames (no {', '.join(IMAGE_SUFFIXES)} files)")
             from ..vis import read_image
 
             first = read_image(self.files[0])
             self.fps = float(fps or DEFAULT_FPS)
-            self.count = len(self.files)
+            self.count: Optional[int] = len(self.files)
         else:
             self.files = None
             cap = cv2.VideoCapture(str(self.path))
@@ -128,12 +129,15 @@ class VideoWriter:
 
         self.path = Path(path)
         self.frames = 0
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                       (int(size[0]), int(size[1])))
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]  # in cv2, missing from its stubs
+        self._writer: Optional[cv2.VideoWriter] = cv2.VideoWriter(str(self.path), fourcc, float(fps),
+                                                                  (int(size[0]), int(size[1])))
         if not self._writer.isOpened():
             raise DemoError(f"cannot write the video {self.path} (OpenCV has no MP4 encoder here)")
 
     def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            raise ValueError(f"the video {self.path} is closed")
         self._writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
         self.frames += 1
 
@@ -235,7 +239,8 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
             recs.append(keypoint_record(p.frame, kp, p.score, **extra))
         return recs
 
-    files: Dict[str, str] = {"keypoints": str(write_keypoints(out_dir / "demo_keypoints.json", keypoint_records(False)))}
+    files: Dict[str, str] = {
+        "keypoints": str(write_keypoints(out_dir / "demo_keypoints.json", keypoint_records(False)))}
     tracks = tracker.tracks()
     people = tracker.people
     log.info("%d frames, %d detections, %d tracks", frames_done, len(people), len(tracks))
@@ -244,10 +249,14 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     t0 = time.perf_counter()
     smooth_tracks(tracks, source.fps, args.smooth)
     times["smooth"] = time.perf_counter() - t0
+    keypoints_smoothed: List[np.ndarray] = []
+    for p in people:
+        assert p.smoothed is not None  # smooth_tracks sets every tracked person's
+        keypoints_smoothed.append(p.smoothed)
     files["keypoints"] = str(write_keypoints(out_dir / "demo_keypoints.json", keypoint_records(True)))
     pred = None
     if people:
-        pred = predictor.predict([p.smoothed for p in people], image_size=(source.width, source.height),
+        pred = predictor.predict(keypoints_smoothed, image_size=(source.width, source.height),
                                  mirrored=[p.left for p in people] if hands else None)
         times["model"], times["camera"] = pred.timings["model"], pred.timings["camera"]
     else:
@@ -259,8 +268,9 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     track_files: Dict[int, str] = {}
     fit_files: Dict[int, Dict[str, Any]] = {}
     kind = "mano" if hands else "smpl"
-    fitted_all = None if pred is None else pred.vertices.copy()
+    fitted_all: Optional[np.ndarray] = None
     if pred is not None:
+        fitted_all = pred.vertices.copy()
         row_of = {id(p): k for k, p in enumerate(people)}
         for tid, members in tracks.items():
             idx = [row_of[id(m)] for m in members]
@@ -270,7 +280,7 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
                 faces=pred.faces_of(idx[0]), translations=pred.translations[idx],
                 camera_scale=np.array([pred.cameras[k].scale for k in idx]),
                 camera_translation=np.array([pred.cameras[k].translation for k in idx]),
-                keypoints=np.stack([people[k].smoothed for k in idx]),
+                keypoints=np.stack([keypoints_smoothed[k] for k in idx]),
                 keypoints_detected=np.stack([people[k].keypoints for k in idx]),
                 joints3d=pred.joints3d[idx], fps=source.fps, left=bool(people[idx[0]].left))
             track_files[tid] = str(path)
@@ -309,10 +319,11 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
             except StopIteration:
                 break
             t1 = time.perf_counter()
-            members = by_frame.get(i, [])
-            if members:
-                colors = [person_color(people[k].track_id) for k in members]
-                frame = render_meshes(renderer, frame, pred, indices=members, colors=colors, vertices=shown)
+            rows = by_frame.get(i, [])
+            if rows:
+                assert pred is not None  # people in this frame: the model ran
+                colors = [person_color(people[k].track_id) for k in rows]
+                frame = render_meshes(renderer, frame, pred, indices=rows, colors=colors, vertices=shown)
             t2 = time.perf_counter()
             writer.write(frame)
             t3 = time.perf_counter()
