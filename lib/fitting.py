@@ -187,6 +187,7 @@ _START_ROUNDS = 2           # affine start -> shape -> affine start at the new r
 _START_SMOOTHING = 1e-3     # |A_k - A_parent|^2 weight, relative to the rotation block's scale
 _SUBSET_TOL = 3e-4          # the subset LM's stop (m RMS step motion) when an all-vertex step follows
 _SINGLE_THREAD_BATCH = 2    # CPU fits of at most this many meshes run on one thread
+_STALL = 1e-3               # LM stops on a rejected step predicted to gain less than this part of the cost
 _START_SHAPE_PRIOR = 1e-1   # the start's shape ridge (the affine start is rough; LM uses shape_prior)
 
 
@@ -306,9 +307,11 @@ def _levers(model: _Model, posed: _Posed, weights: torch.Tensor, dtype=torch.flo
     return lever.transpose(2, 3)
 
 
-def _shape_trans_jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tensor], dtype) -> torch.Tensor:
+def _shape_trans_jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tensor], dtype,
+                          resid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(B, V, 3, NB + 3): d vertex / d (shape, translation). The shape block is
-    ``sum_k w_ik (R_k (S_i - dj_k) + dp_k)`` with ``dj = J_reg S`` and ``dp`` its posed chain."""
+    ``sum_k w_ik (R_k (S_i - dj_k) + dp_k)`` with ``dj = J_reg S`` and ``dp`` its posed chain.
+    With ``resid`` (B, V, 3) it comes as one more column (B, V, 3, NB + 4)."""
     _, shapedirs, _, weights = _subset_view(model, ids)
     batch, num_verts = posed.rest.shape[:2]
     num_joints, num_betas = model.num_joints, shapedirs.shape[-1]
@@ -322,10 +325,14 @@ def _shape_trans_jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tens
     blend_rot = (weights_t @ posed.rot.to(dtype).reshape(batch, -1, 9)).reshape(batch, num_verts, 3, 3)
     j_shape = (weights_t @ joint_term.reshape(batch, num_joints, -1)).reshape(batch, num_verts, 3, num_betas)
     dirs = shapedirs.to(dtype)
-    for d in range(3):  # blend_rot @ shapedirs, without a batch of V tiny matrix products
-        j_shape = j_shape + blend_rot[..., d, None] * dirs[None, :, None, d]
-    j_trans = torch.eye(3, dtype=dtype, device=j_shape.device).expand(batch, num_verts, 3, 3)
-    return torch.cat([j_shape, j_trans], dim=3)
+    for d in range(3):  # blend_rot @ shapedirs, without a batch of V tiny matrix products (in place)
+        j_shape.addcmul_(blend_rot[..., d, None], dirs[None, :, None, d])
+    out = j_shape.new_empty(batch, num_verts, 3, num_betas + 3 + (resid is not None))
+    out[..., :num_betas] = j_shape
+    out[..., num_betas:num_betas + 3] = torch.eye(3, dtype=dtype, device=j_shape.device)
+    if resid is not None:
+        out[..., -1] = resid
+    return out
 
 
 def _jacobian(model: _Model, posed: _Posed, ids: Optional[torch.Tensor], dtype=torch.float32) -> torch.Tensor:
@@ -359,8 +366,11 @@ def _lever_factors(model: _Model, posed: _Posed, weights: torch.Tensor,
     centre = posed.joints[:, :1]
     offset = posed.joints - centre - _matvec(posed.rot, posed.rest_joints)             # B x J x 3
     joints = posed.joints - centre
-    homog = torch.cat([posed.rest, torch.ones_like(posed.rest[..., :1])], -1).to(dtype)  # B x V x 4
-    feats = (weights.to(dtype)[None, :, :, None] * homog[:, :, None, :]).reshape(batch, num_verts, num_joints * 4)
+    weights = weights.to(dtype)
+    feats = weights.new_empty(batch, num_verts, num_joints, 4)
+    torch.mul(weights[None, :, :, None], posed.rest.to(dtype)[:, :, None, :], out=feats[..., :3])
+    feats[..., 3] = weights
+    feats = feats.reshape(batch, num_verts, num_joints * 4)
     dt = model.subtree.t().to(dtype)                                                   # [k, j] = D_jk
     rows_rot = dt[None, :, None, :, None] * posed.rot.transpose(2, 3).to(dtype)[:, :, :, None, :]
     rows_off = dt[None, :, :, None] * (offset[:, :, None, :] - joints[:, None, :, :]).to(dtype)
@@ -381,24 +391,23 @@ def _normal_equations(model: _Model, posed: _Posed, resid: torch.Tensor, ids: Op
     batch, num_verts = posed.rest.shape[:2]
     num_joints = model.num_joints
     feats, mat = _lever_factors(model, posed, weights, dtype)
-    other = _shape_trans_jacobian(model, posed, ids, dtype)                            # B x V x 3 x NO
+    stacked4 = _shape_trans_jacobian(model, posed, ids, dtype, resid.to(dtype))        # B x V x 3 x (NO + 1)
+    other, resid = stacked4[..., :-1], stacked4[..., -1]
     num_other = other.shape[-1]
-    resid = resid.to(dtype)
     feats_t = feats.transpose(1, 2)                                                    # B x 4J x V
     mat_t = mat.transpose(1, 2)                                                        # B x 3J x 4J
     gram = (mat_t @ (feats_t @ feats) @ mat).reshape(batch, num_joints, 3, num_joints, 3)
     trace = gram.diagonal(dim1=2, dim2=4).sum(-1)                                      # B x J x J
     eye = torch.eye(3, dtype=dtype, device=feats.device)
     h_rr = trace[:, :, None, :, None] * eye[None, None, :, None, :] - gram.permute(0, 1, 4, 3, 2)
-    stacked = torch.cat([other, resid[..., None]], 3).reshape(batch, num_verts, -1)     # B x V x 3(NO+1)
+    stacked = stacked4.reshape(batch, num_verts, -1)                                   # B x V x 3(NO+1)
     mixed = (mat_t @ (feats_t @ stacked)).reshape(batch, num_joints, 3, 3, num_other + 1)
     crossed = _cross_contract(mixed)                                                   # B x J x 3 x (NO + 1)
     h_ro = crossed[..., :num_other].reshape(batch, num_joints * 3, num_other)
     g_rot = crossed[..., num_other].reshape(batch, num_joints * 3)
-    other_flat = other.reshape(batch, num_verts * 3, num_other)
-    other_t = other_flat.transpose(1, 2)
-    h_oo = other_t @ other_flat
-    g_other = (other_t @ resid.reshape(batch, -1, 1))[..., 0]
+    stacked_flat = stacked4.reshape(batch, num_verts * 3, num_other + 1)
+    oo = stacked_flat[..., :num_other].transpose(1, 2) @ stacked_flat                  # B x NO x (NO + 1)
+    h_oo, g_other = oo[..., :num_other], oo[..., num_other]
     normal = torch.cat([torch.cat([h_rr.reshape(batch, num_joints * 3, num_joints * 3), h_ro], 2),
                         torch.cat([h_ro.transpose(1, 2), h_oo], 2)], 1)
     return normal.to(torch.float64), torch.cat([g_rot, g_other], 1).to(torch.float64)
@@ -439,9 +448,11 @@ def _solve_shape_trans(model: _Model, target: torch.Tensor, local: torch.Tensor,
     batch = target.shape[0]
     num_betas = model.shapedirs.shape[-1]
     zeros = target.new_zeros(batch, num_betas)
-    posed = _forward(model, local, zeros, target.new_zeros(batch, 3), ids)
-    jac = _shape_trans_jacobian(model, posed, ids, target.dtype).reshape(batch, -1, num_betas + 3)
-    resid = (target - posed.verts).reshape(batch, -1, 1)
+    m32 = _model_float32(model)  # the forward and Jacobian in float32 (the solve in float64)
+    centre = target.mean(1, keepdim=True)
+    posed = _forward(m32, local.to(torch.float32), zeros.to(torch.float32), -centre[:, 0].to(torch.float32), ids)
+    jac = _shape_trans_jacobian(m32, posed, ids, torch.float32).reshape(batch, -1, num_betas + 3).to(target.dtype)
+    resid = (target - centre - posed.verts).reshape(batch, -1, 1)
     prior = torch.zeros(num_betas + 3, dtype=target.dtype, device=target.device)
     prior[:num_betas] = shape_prior * model.shape_scale * target.shape[1]
     sol = torch.linalg.solve(jac.transpose(1, 2) @ jac + torch.diag(prior), jac.transpose(1, 2) @ resid)[..., 0]
@@ -484,7 +495,7 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         damping: float, tol: float = 1e-5):
     """Up to ``iterations`` Levenberg-Marquardt steps; each sample keeps its own damping and accepts
     only improvements; stops early once every sample's accepted step moves the vertices by less
-    than ``tol`` metres RMS. The forwards and normal equations run in float32 on vertices taken
+    than ``tol`` metres RMS (or its rejected step would gain less than ``_STALL`` of its cost). The forwards and normal equations run in float32 on vertices taken
     relative to the target's mean (the parameters, the costs and the solves stay float64)."""
     batch = target.shape[0]
     num_joints, num_betas = model.num_joints, betas.shape[1]
@@ -528,7 +539,10 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
         posed = _Posed(*(torch.where(better.reshape(-1, *([1] * (a.dim() - 1))), a, b)
                          for a, b in zip(vars(new_posed).values(), vars(posed).values())))
         mu = torch.where(better[:, None], (mu / 10).clamp_min(1e-9), mu * 10)
-        if bool((better & (motion < tol)).all()):
+        # done: an accepted step below tol, or a rejected one whose predicted decrease is below
+        # _STALL of the cost (noise: what is left there is not worth more damped tries)
+        stalled = ~better & (motion * motion * num_verts < _STALL * current)
+        if bool(((better & (motion < tol)) | stalled).all()):
             break
     return local, betas, trans
 
@@ -576,12 +590,13 @@ def _fit_threads(target, device, out_dtype, body_model, layer, kind: str, gender
         betas = target.new_zeros(batch, num_betas)
         rest = template.expand(batch, -1, -1)
         rest_joints = model.reg_template.expand(batch, -1, -1)
-        for _ in range(_START_ROUNDS):
+        for round_ in range(_START_ROUNDS):
             rot = _affine_rotations(model, tgt, rest, rest_joints, weights, smooth=_START_SMOOTHING)
             local = _local_from_global(model, rot)
             betas, trans = _solve_shape_trans(model, tgt, local, ids, _START_SHAPE_PRIOR)
-            posed = _forward(model, local, betas, trans, ids)
-            rest, rest_joints = posed.rest, posed.rest_joints
+            if round_ + 1 < _START_ROUNDS:
+                posed = _forward(model, local, betas, trans, ids)
+                rest, rest_joints = posed.rest, posed.rest_joints
         local, betas, trans = _lm(model, target, local, betas, trans, ids, iterations, shape_prior, 1e-2,
                                   tol=_SUBSET_TOL if ids is not None and final_steps > 0 else 1e-5)
     fallback = None
