@@ -101,6 +101,8 @@ def test_noisy_meshes_fit_at_least_twice_nearer(kind, sigma, smpl, mano):
     raw = mean_mm(noisy, clean)
     fitted = mean_mm(fit.vertices, clean)
     assert (fitted * 2 < raw).all(), (fitted, raw)
+    # where the fit has landed so far (2.0-2.5 mm body, 0.95-1.09 mm hand): speed-ups must keep it
+    assert fitted.max() < (2.6 if kind == "smpl" else 1.2), fitted
 
 
 def test_numpy_input_and_determinism(smpl, smpl_case):
