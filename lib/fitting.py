@@ -366,11 +366,8 @@ def _lever_factors(model: _Model, posed: _Posed, weights: torch.Tensor,
     centre = posed.joints[:, :1]
     offset = posed.joints - centre - _matvec(posed.rot, posed.rest_joints)             # B x J x 3
     joints = posed.joints - centre
-    weights = weights.to(dtype)
-    feats = weights.new_empty(batch, num_verts, num_joints, 4)
-    torch.mul(weights[None, :, :, None], posed.rest.to(dtype)[:, :, None, :], out=feats[..., :3])
-    feats[..., 3] = weights
-    feats = feats.reshape(batch, num_verts, num_joints * 4)
+    homog = torch.cat([posed.rest, torch.ones_like(posed.rest[..., :1])], -1).to(dtype)  # B x V x 4
+    feats = (weights.to(dtype)[None, :, :, None] * homog[:, :, None, :]).reshape(batch, num_verts, num_joints * 4)
     dt = model.subtree.t().to(dtype)                                                   # [k, j] = D_jk
     rows_rot = dt[None, :, None, :, None] * posed.rot.transpose(2, 3).to(dtype)[:, :, :, None, :]
     rows_off = dt[None, :, :, None] * (offset[:, :, None, :] - joints[:, None, :, :]).to(dtype)
