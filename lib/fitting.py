@@ -21,8 +21,12 @@ Method (batched over B, no loop over vertices or samples; loops over joints and 
    which keeps the exact fixed point). Its normal equations come from Gram products of the
    per-joint lever arms, factored through per-vertex skinning features (two GEMMs over the
    vertices, no 3V x 85 Jacobian). Per-sample damping and step acceptance; up to 12 iterations
-   on a fixed subset of 1,200 vertices, stopping once every step moves the mesh by < 0.01 mm,
-   then ``final_steps`` on all vertices. A small ridge on the shape coefficients
+   on a fixed subset of 1,200 vertices, stopping once every step moves the mesh by < 0.01 mm
+   (0.3 mm when an all-vertex step follows, or once a rejected step would gain < 0.1 % of the
+   cost: noise), then ``final_steps`` on all vertices (the last one checked on the result's own
+   forward instead of one of its own). Forwards and normal equations run in float32 on vertices
+   taken relative to the mesh's mean; parameters, costs and solves stay float64. CPU batches of
+   1-2 meshes run on one thread (their operations are too small to share). A small ridge on the shape coefficients
    (``shape_prior``) keeps body size from trading off against the mesh where the mesh leaves it
    loose; the damping keeps joints the mesh does not determine where they are. (A limb's twist
    is determined here: the vertices come with their correspondence.)
