@@ -224,3 +224,30 @@ def test_float64_tensor_in_float64_out(smpl, smpl_case):
     fit = fit_smpl(smpl_case[3][:1].double(), smpl)
     assert fit.pose.dtype == torch.float64 and fit.vertices.dtype == torch.float64
     assert mean_mm(fit.vertices, smpl_case[3][:1].double()).max() < 1.0
+
+
+def test_worse_last_step_falls_back(smpl, smpl_case, monkeypatch):
+    """The all-vertex step has no forward of its own: a step that raises the cost is undone on the
+    result's forward (here forced by a bad step for the first mesh only)."""
+    verts = smpl_case[3][:2]
+    real = fitting._final_step
+
+    def no_step(model, target, local, betas, trans, *args):
+        return (local, betas, trans, real(model, target, local, betas, trans, *args)[3])
+
+    def bad_step(model, target, local, betas, trans, *args):
+        new_local, new_betas, new_trans, cost = real(model, target, local, betas, trans, *args)
+        new_trans = new_trans.clone()
+        new_trans[0] += 0.05
+        return new_local, new_betas, new_trans, cost
+
+    monkeypatch.setattr(fitting, "_final_step", no_step)
+    before = fit_smpl(verts, smpl)
+    monkeypatch.setattr(fitting, "_final_step", bad_step)
+    fit = fit_smpl(verts, smpl)
+    assert torch.equal(fit.pose[0], before.pose[0]) and torch.equal(fit.trans[0], before.trans[0])
+    assert torch.allclose(fit.vertices[0], before.vertices[0], atol=1e-6)
+    assert not torch.equal(fit.pose[1], before.pose[1])  # the second mesh kept its (good) step
+    assert mean_mm(fit.vertices, verts).max() < 1.0
+    again_v, _ = smpl(fit.pose, fit.shape, fit.trans)
+    assert torch.allclose(again_v, fit.vertices, atol=1e-6)
