@@ -178,7 +178,7 @@ class _Model:
     laplacian: torch.Tensor      # J x J tree Laplacian
     subset: torch.Tensor         # vertex ids used by the start and the first LM iterations
     shape_scale: float           # mean squared shape direction per vertex and coefficient, m^2
-    cache: Dict[str, Tuple[torch.Tensor, ...]] = field(default_factory=dict)
+    cache: Dict[str, Tuple[Any, ...]] = field(default_factory=dict)
 
     @property
     def num_joints(self) -> int:
@@ -192,6 +192,9 @@ _START_SMOOTHING = 1e-3     # |A_k - A_parent|^2 weight, relative to the rotatio
 _SUBSET_TOL = 3e-4          # the subset LM's stop (m RMS step motion) when an all-vertex step follows
 _SINGLE_THREAD_BATCH = 2    # CPU fits of at most this many meshes run on one thread
 _STALL = 1e-3               # LM stops on a rejected step predicted to gain less than this part of the cost
+_SHAPE_BOUND = 3.0          # |beta| beyond this costs steeply (a soft wall; bodies live well inside it)
+_SHAPE_WALL = 1.0           # the wall's weight, relative like shape_prior (1: a unit of excess beta costs
+                            # its whole vertex displacement)
 _START_SHAPE_PRIOR = 1e-1   # the start's shape ridge (the affine start is rough; LM uses shape_prior)
 
 
@@ -492,12 +495,27 @@ def _apply_increment(local: torch.Tensor, parent_rot: torch.Tensor, omega: torch
     return axis_angle_to_matrix(in_parent) @ local
 
 
+def _shape_terms(betas: torch.Tensor, ridge: float, wall: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The shape prior: a light ridge ``ridge |b|^2`` plus a soft wall ``wall |b - clip(b)|^2``
+    beyond ``+-_SHAPE_BOUND``. A rough predicted mesh (thin, crumpled limbs) otherwise drives the
+    coefficients to |beta| ~ 10, far outside any body; inside the bound only the ridge acts.
+
+    Returns:
+        the cost (B,), half its gradient (B, NB) and half its curvature (B, NB).
+    """
+    excess = betas - betas.clamp(-_SHAPE_BOUND, _SHAPE_BOUND)
+    cost = ridge * (betas * betas).sum(1) + wall * (excess * excess).sum(1)
+    curvature = ridge + wall * (excess != 0).to(betas.dtype)
+    return cost, ridge * betas + wall * excess, curvature
+
+
 def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iterations: int, shape_prior: float,
         damping: float, tol: float = 1e-5):
     """Up to ``iterations`` Levenberg-Marquardt steps; each sample keeps its own damping and accepts
     only improvements; stops early once every sample's accepted step moves the vertices by less
-    than ``tol`` metres RMS (or its rejected step would gain less than ``_STALL`` of its cost). The forwards and normal equations run in float32 on vertices taken
-    relative to the target's mean (the parameters, the costs and the solves stay float64)."""
+    than ``tol`` metres RMS (or its rejected step would gain less than ``_STALL`` of its cost).
+    The forwards and normal equations run in float32 on vertices taken relative to the target's
+    mean (the parameters, the costs and the solves stay float64)."""
     batch = target.shape[0]
     num_joints, num_betas = model.num_joints, betas.shape[1]
     tgt = target if ids is None else target[:, ids]
@@ -508,18 +526,22 @@ def _lm(model: _Model, target: torch.Tensor, local, betas, trans, ids, iteration
 
     def forward(loc, b, t):
         return _forward(m32, loc.to(torch.float32), b.to(torch.float32), (t - centre).to(torch.float32), ids)
-    prior = torch.zeros(num_joints * 3 + num_betas + 3, dtype=target.dtype, device=target.device)
-    prior[num_joints * 3:num_joints * 3 + num_betas] = shape_prior * model.shape_scale * num_verts
+    ridge = shape_prior * model.shape_scale * num_verts
+    wall = _SHAPE_WALL * model.shape_scale * num_verts
+    shape = slice(num_joints * 3, num_joints * 3 + num_betas)
     mu = torch.full((batch, 1), damping, dtype=target.dtype, device=target.device)
 
     def cost(posed, b):
-        return ((posed.verts - tgt).to(torch.float64) ** 2).sum((1, 2)) + (prior[num_joints * 3:-3] * b * b).sum(1)
+        return ((posed.verts - tgt).to(torch.float64) ** 2).sum((1, 2)) + _shape_terms(b, ridge, wall)[0]
 
     posed = forward(local, betas, trans)
     current = cost(posed, betas)
     for _ in range(iterations):
         normal, grad = _normal_equations(m32, posed, tgt - posed.verts, ids)
-        grad[:, num_joints * 3:num_joints * 3 + num_betas] -= prior[num_joints * 3:-3] * betas
+        _, shape_grad, shape_curv = _shape_terms(betas, ridge, wall)
+        grad[:, shape] -= shape_grad
+        prior = torch.zeros_like(grad)
+        prior[:, shape] = shape_curv
         diag = normal.diagonal(dim1=1, dim2=2)
         system = normal + torch.diag_embed(prior + mu * (diag + 1e-6 * num_verts))
         step = torch.linalg.solve(system, grad[..., None])[..., 0]
@@ -600,20 +622,22 @@ def _fit_threads(target, device, out_dtype, body_model, layer, kind: str, gender
                 rest, rest_joints = posed.rest, posed.rest_joints
         local, betas, trans = _lm(model, target, local, betas, trans, ids, iterations, shape_prior, 1e-2,
                                   tol=_SUBSET_TOL if ids is not None and final_steps > 0 else 1e-5)
-    fallback = None
+    fallback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = None
     if ids is not None and final_steps > 0:
         if final_steps > 1:
             local, betas, trans = _lm(model, target, local, betas, trans, None, final_steps - 1, shape_prior, 1e-4)
-        fallback = (local, betas, trans)
+        before = (local, betas, trans)
         local, betas, trans, current = _final_step(model, target, local, betas, trans, shape_prior, 1e-4)
-        fallback = fallback + (current,)
+        fallback = before + (current,)
     pose = (matrix_to_axis_angle(local) - model.pose_offset).reshape(batch, -1)
     result = _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, iterations)
     if fallback is not None:
         # the last step was taken without a forward of its own: the wrapper's forward checks it
         num_betas = betas.shape[1]
         ridge = shape_prior * model.shape_scale * num_verts
-        new_cost = (result.error.to(torch.float64) ** 2).sum(1) + ridge * (result.shape.to(torch.float64) ** 2).sum(1)
+        wall = _SHAPE_WALL * model.shape_scale * num_verts
+        new_cost = ((result.error.to(torch.float64) ** 2).sum(1)
+                    + _shape_terms(result.shape.to(torch.float64), ridge, wall)[0])
         worse = new_cost > fallback[3]
         if bool(worse.any()):
             old_pose = (matrix_to_axis_angle(fallback[0]) - model.pose_offset).reshape(batch, -1)
@@ -631,7 +655,8 @@ def _model_float32(model: _Model) -> _Model:
                 for name in ("template", "shapedirs", "posedirs", "regressor", "weights", "pose_offset",
                              "reg_template", "reg_shapedirs", "subtree", "ancestors", "laplacian")}
         model.cache["float32"] = (replace(model, cache={}, **conv),)
-    return model.cache["float32"][0]
+    converted: _Model = model.cache["float32"][0]
+    return converted
 
 
 def _final_step(model: _Model, target: torch.Tensor, local, betas, trans, shape_prior: float, damping: float):
@@ -648,13 +673,16 @@ def _final_step(model: _Model, target: torch.Tensor, local, betas, trans, shape_
     posed = _forward(m32, local.to(torch.float32), betas.to(torch.float32), (trans - centre[:, 0]).to(torch.float32))
     resid = tgt - posed.verts
     ridge = shape_prior * model.shape_scale * num_verts
-    current = (resid.to(torch.float64) ** 2).sum((1, 2)) + ridge * (betas * betas).sum(1)
+    wall = _SHAPE_WALL * model.shape_scale * num_verts
+    shape_cost, shape_grad, shape_curv = _shape_terms(betas, ridge, wall)
+    current = (resid.to(torch.float64) ** 2).sum((1, 2)) + shape_cost
     normal, grad = _normal_equations(m32, posed, resid, None)
-    prior = torch.zeros(num_joints * 3 + num_betas + 3, dtype=torch.float64, device=target.device)
-    prior[num_joints * 3:num_joints * 3 + num_betas] = ridge
-    grad[:, num_joints * 3:num_joints * 3 + num_betas] -= ridge * betas
+    prior = torch.zeros_like(grad)
+    prior[:, num_joints * 3:num_joints * 3 + num_betas] = shape_curv
+    grad[:, num_joints * 3:num_joints * 3 + num_betas] -= shape_grad
     diag = normal.diagonal(dim1=1, dim2=2)
-    step = torch.linalg.solve(normal + torch.diag_embed(prior + damping * (diag + 1e-6 * num_verts)), grad[..., None])[..., 0]
+    system = normal + torch.diag_embed(prior + damping * (diag + 1e-6 * num_verts))
+    step = torch.linalg.solve(system, grad[..., None])[..., 0]
     omega = step[:, :num_joints * 3].reshape(batch, num_joints, 3)
     new_local = _apply_increment(local, posed.parent_rot.to(torch.float64), omega)
     return (new_local, betas + step[:, num_joints * 3:num_joints * 3 + num_betas], trans + step[:, -3:], current)
@@ -690,7 +718,8 @@ def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[
             vertices (MANO: all); they stop once no sample's step moves its vertices by 0.01 mm.
         final_steps: iterations on all vertices after those (SMPL).
         shape_prior: ridge on the shape coefficients, relative to the mean squared shape direction
-            (1e-4: a unit of beta costs what 0.01 % of its own vertex displacement would).
+            (1e-4: a unit of beta costs what 0.01 % of its own vertex displacement would). Beyond
+            |beta| = 3 a soft wall takes over, so that a rough predicted mesh gives a body.
     Returns:
         :class:`FitResult`, tensors on the input's device (float32 for numpy input).
     Raises:
