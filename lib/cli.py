@@ -80,12 +80,6 @@ def split_overrides(args: argparse.Namespace) -> List[str]:
     return opts
 
 
-def _record_entry(script: str, argv: Optional[Sequence[str]]) -> None:
-    from .engine.experiment import set_entry_command
-
-    set_entry_command([script] + list(sys.argv[1:] if argv is None else argv))
-
-
 def _default_gpu(gpu: Optional[str], default_ids: Sequence[int]) -> Optional[str]:
     """``--gpu`` when given; otherwise None under torchrun (one GPU per process), else the
     original's default indices that exist, else 'cpu' (without CUDA, no warning)."""
@@ -154,9 +148,11 @@ def run_guarded(fn: Callable[[], Optional[int]], debug: bool = False,
 
 
 # ----------------------------------------------------------------------------- entry points
-def train_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``main/train.py``: parse, load the config with its overrides, :func:`pose2mesh.engine.train`."""
-    args = build_train_parser().parse_args(argv)
+def _run_entry(script: str, argv: Optional[Sequence[str]], parser: argparse.ArgumentParser,
+               default_gpus: Sequence[int], call: Callable[[Any, argparse.Namespace, Optional[str]], Any],
+               interrupted: str = "interrupted") -> int:
+    """Parse, load the config with its overrides, and ``call(cfg, args, gpu)`` under the guard."""
+    args = parser.parse_args(argv)
     overrides = split_overrides(args)
     setup_console_logging(args.debug)
 
@@ -164,42 +160,33 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
         from .config import load_config
         from .engine import distributed as dist_utils
         from .engine.experiment import set_entry_command
-        from .engine.trainer import train
 
-        _record_entry("main/train.py", argv)
+        set_entry_command([script] + list(sys.argv[1:] if argv is None else argv))
         try:
-            cfg = load_config(args.cfg, overrides)
-            train(cfg, device=_default_gpu(args.gpu, (0, 1)), seed=args.seed, output_dir=args.output_dir,
-                  resume=args.resume_training)
+            call(load_config(args.cfg, overrides), args, _default_gpu(args.gpu, default_gpus))
         finally:
             dist_utils.cleanup()
             set_entry_command(None)
         return 0
 
-    return run_guarded(go, args.debug,
-                       interrupted="interrupted: the last complete checkpoint is kept; continue with --resume_training")
+    return run_guarded(go, args.debug, interrupted=interrupted)
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``main/train.py``: parse, load the config with its overrides, :func:`pose2mesh.engine.train`."""
+    from .engine.trainer import train
+
+    return _run_entry("main/train.py", argv, build_train_parser(), (0, 1),
+                      lambda cfg, args, gpu: train(cfg, device=gpu, seed=args.seed, output_dir=args.output_dir,
+                                                   resume=args.resume_training),
+                      interrupted="interrupted: the last complete checkpoint is kept; continue with --resume_training")
 
 
 def test_main(argv: Optional[Sequence[str]] = None) -> int:
     """``main/test.py``: parse, load the config with its overrides, :func:`pose2mesh.engine.evaluate`."""
-    args = build_test_parser().parse_args(argv)
-    overrides = split_overrides(args)
-    setup_console_logging(args.debug)
+    from .engine.evaluator import evaluate
 
-    def go() -> int:
-        from .config import load_config
-        from .engine import distributed as dist_utils
-        from .engine.evaluator import evaluate
-        from .engine.experiment import set_entry_command
-
-        _record_entry("main/test.py", argv)
-        try:
-            cfg = load_config(args.cfg, overrides)
-            evaluate(cfg, args.weights, device=_default_gpu(args.gpu, (0,)), seed=args.seed,
-                     output_dir=args.output_dir, baselines=args.baselines, fit=True if args.fit else None)
-        finally:
-            dist_utils.cleanup()
-            set_entry_command(None)
-        return 0
-
-    return run_guarded(go, args.debug)
+    return _run_entry("main/test.py", argv, build_test_parser(), (0,),
+                      lambda cfg, args, gpu: evaluate(cfg, args.weights, device=gpu, seed=args.seed,
+                                                      output_dir=args.output_dir, baselines=args.baselines,
+                                                      fit=True if args.fit else None))
