@@ -705,7 +705,7 @@ def _result(body_model, kind, gender, pose, betas, trans, target, out_dtype, ite
 
 
 def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[FitResult] = None,
-             iterations: int = 12, final_steps: int = 1, shape_prior: float = 1e-4) -> FitResult:
+             iterations: int = 30, final_steps: int = 1, shape_prior: float = 1e-4) -> FitResult:
     """SMPL pose, shape and translation whose mesh is nearest to ``vertices``.
 
     Args:
@@ -715,7 +715,10 @@ def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[
         init: a previous fit (B or 1 fits) to start from instead of the closed-form start, e.g.
             the previous video frame's.
         iterations: at most this many Levenberg-Marquardt iterations on a fixed subset of 1,200
-            vertices (MANO: all); they stop once no sample's step moves its vertices by 0.01 mm.
+            vertices (MANO: all); they stop once every sample's step moves its vertices by less
+            than 0.01 mm (0.3 mm when an all-vertex step follows) or stalls at the noise level.
+            Meshes of the body model converge in a few; a rough predicted mesh can need 20 to 30
+            (at 12, a tenth of a briefly trained model's predictions were left 60 mm off).
         final_steps: iterations on all vertices after those (SMPL).
         shape_prior: ridge on the shape coefficients, relative to the mean squared shape direction
             (1e-4: a unit of beta costs what 0.01 % of its own vertex displacement would). Beyond
@@ -733,7 +736,7 @@ def fit_smpl(vertices: ArrayLike, smpl, gender: str = "neutral", init: Optional[
                 "SMPL")
 
 
-def fit_mano(vertices: ArrayLike, mano, init: Optional[FitResult] = None, iterations: int = 12,
+def fit_mano(vertices: ArrayLike, mano, init: Optional[FitResult] = None, iterations: int = 30,
              shape_prior: float = 1e-4) -> FitResult:
     """MANO pose, shape and translation whose mesh is nearest to ``vertices`` ((B, 778, 3) metres).
 
