@@ -34,8 +34,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .coord_utils import FloatVector
 
-__all__ = ["WeakPerspectiveCamera", "fit_weak_perspective", "crop_box", "ORIGINAL_CROP_SIZE",
-           "ORIGINAL_CROP_SCALE", "reprojection_error"]
+__all__ = ["WeakPerspectiveCamera", "fit_weak_perspective", "fit_weak_perspective_batch", "crop_box",
+           "ORIGINAL_CROP_SIZE", "ORIGINAL_CROP_SCALE", "reprojection_error"]
 
 # the original demo's virtual crop: 500 x 500 pixels around the pose's box grown by 1.25
 ORIGINAL_CROP_SIZE = 500
@@ -112,6 +112,45 @@ def crop_box(joints2d: np.ndarray, valid: Optional[np.ndarray] = None) -> np.nda
     return box.astype(np.float64)
 
 
+def fit_weak_perspective_batch(points3d: np.ndarray, points2d: np.ndarray, weights: Optional[np.ndarray] = None,
+                               min_scale: float = 1e-6) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_weak_perspective` for N people at once, vectorized.
+
+    Args:
+        points3d: ``(N, J, >=2)``; points2d: ``(N, J, 2)``; weights: ``(N, J)`` or None.
+    Returns:
+        scales ``(N,)``, translations ``(N, 2)`` and weighted RMS errors ``(N,)``.
+    Raises:
+        ValueError: as :func:`fit_weak_perspective`, naming the first person it concerns.
+    """
+    P = np.asarray(points3d, dtype=np.float64)[..., :2]
+    p = np.asarray(points2d, dtype=np.float64)[..., :2]
+    if P.ndim != 3 or P.shape != p.shape:
+        raise ValueError(f"fit_weak_perspective: 3D points {P.shape[:2]} and 2D points {p.shape[:2]} "
+                         f"do not match (expected N x J each)")
+    w = np.ones(P.shape[:2]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != P.shape[:2] or np.any(w < 0):
+        raise ValueError("fit_weak_perspective: weights must be (N, J) and non-negative")
+    if not (np.isfinite(P).all() and np.isfinite(p).all() and np.isfinite(w).all()):
+        raise ValueError("fit_weak_perspective: non-finite input")
+    few = np.count_nonzero(w, axis=1) < 2
+    if few.any():
+        raise ValueError(f"fit_weak_perspective: person {int(np.argmax(few))} needs at least two weighted points")
+    wsum = w.sum(1)                                                  # N
+    P_bar = (w[..., None] * P).sum(1) / wsum[:, None]                # N x 2
+    p_bar = (w[..., None] * p).sum(1) / wsum[:, None]
+    Pc, pc = P - P_bar[:, None], p - p_bar[:, None]
+    denom = (w * (Pc ** 2).sum(-1)).sum(1)
+    flat = denom <= 1e-18
+    if flat.any():
+        raise ValueError(f"fit_weak_perspective: person {int(np.argmax(flat))}: the 3D points coincide in x, y")
+    scale = np.maximum((w * (Pc * pc).sum(-1)).sum(1) / denom, min_scale)
+    trans = p_bar - scale[:, None] * P_bar
+    resid = scale[:, None, None] * P + trans[:, None] - p
+    rms = np.sqrt((w * (resid ** 2).sum(-1)).sum(1) / wsum)
+    return scale, trans, rms
+
+
 def fit_weak_perspective(points3d: np.ndarray, points2d: np.ndarray,
                          weights: Optional[np.ndarray] = None, min_scale: float = 1e-6,
                          ) -> WeakPerspectiveCamera:
@@ -135,30 +174,19 @@ def fit_weak_perspective(points3d: np.ndarray, points2d: np.ndarray,
         ValueError: mismatched shapes, non-finite values, or fewer than two weighted points,
             or all weighted 3D points at one x, y position.
     """
-    P = np.asarray(points3d, dtype=np.float64)[:, :2]  # J x 2
-    p = np.asarray(points2d, dtype=np.float64)[:, :2]  # J x 2
-    if P.shape != p.shape:
-        raise ValueError(f"fit_weak_perspective: {P.shape[0]} 3D points but {p.shape[0]} 2D points")
-    w = np.ones(len(P)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    if w.shape != (len(P),) or np.any(w < 0):
+    P = np.asarray(points3d, dtype=np.float64)
+    p = np.asarray(points2d, dtype=np.float64)
+    if P.ndim != 2 or p.ndim != 2 or len(P) != len(p):
+        raise ValueError(f"fit_weak_perspective: {len(P)} 3D points but {len(p)} 2D points")
+    if weights is not None and np.asarray(weights).reshape(-1).shape != (len(P),):
         raise ValueError("fit_weak_perspective: weights must be (J,) and non-negative")
-    if not (np.isfinite(P).all() and np.isfinite(p).all() and np.isfinite(w).all()):
-        raise ValueError("fit_weak_perspective: non-finite input")
-    if np.count_nonzero(w) < 2:
-        raise ValueError("fit_weak_perspective: needs at least two weighted points")
-
-    wsum = w.sum()
-    P_bar = (w[:, None] * P).sum(0) / wsum
-    p_bar = (w[:, None] * p).sum(0) / wsum
-    Pc, pc = P - P_bar, p - p_bar
-    denom = float((w * (Pc ** 2).sum(1)).sum())
-    if denom <= 1e-18:
-        raise ValueError("fit_weak_perspective: the 3D points coincide in x, y")
-    scale = max(float((w * (Pc * pc).sum(1)).sum()) / denom, min_scale)
-    trans = p_bar - scale * P_bar
-    resid = scale * P + trans - p
-    rms = float(np.sqrt((w * (resid ** 2).sum(1)).sum() / wsum))
-    return WeakPerspectiveCamera(scale=scale, translation=trans, rms=rms)
+    try:
+        scale, trans, rms = fit_weak_perspective_batch(
+            P[None], p[None], None if weights is None else np.asarray(weights, dtype=np.float64).reshape(1, -1),
+            min_scale)
+    except ValueError as err:
+        raise ValueError(str(err).replace("person 0: ", "").replace(" person 0 ", " ")) from None
+    return WeakPerspectiveCamera(scale=float(scale[0]), translation=trans[0], rms=float(rms[0]))
 
 
 def reprojection_error(camera: WeakPerspectiveCamera, points3d: np.ndarray, points2d: np.ndarray,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from .camera import WeakPerspectiveCamera, crop_box, fit_weak_perspective
+from .camera import WeakPerspectiveCamera, crop_box, fit_weak_perspective_batch
 from .errors import Pose2MeshError
 from .joints import JointSet, add_pelvis_and_neck, get_joint_set
 
@@ -378,17 +378,18 @@ class Predictor:
         focal = FOCAL_PER_IMAGE_SIDE * max(width, height)
         principal = ((width - 1) / 2.0, (height - 1) / 2.0)
         J = self.num_fit_joints
-        cameras, translations = [], []
-        for k in range(n):
-            weights = (poses[k, :J, 2] > confidence_threshold).astype(np.float64) if has_conf else None
-            if weights is not None and np.count_nonzero(weights) < 2:
-                weights = None
-            try:
-                cam = fit_weak_perspective(joints[k], poses[k, :J, :2], weights)
-            except ValueError as err:
-                raise InferenceError(f"person {k}: no camera fits ({err})") from None
-            cameras.append(cam)
-            translations.append(cam.translation3d(focal, principal))
+        weights = np.ones((n, J))
+        if has_conf:  # confident joints only; a person with fewer than two keeps every joint
+            confident = (poses[:, :J, 2] > confidence_threshold).astype(np.float64)
+            enough = np.count_nonzero(confident, axis=1) >= 2
+            weights[enough] = confident[enough]
+        try:
+            scales, shifts, rms = fit_weak_perspective_batch(joints, poses[:, :J, :2], weights)
+        except ValueError as err:
+            raise InferenceError(f"no camera fits ({err})") from None
+        cameras = [WeakPerspectiveCamera(scale=float(a), translation=b, rms=float(r))
+                   for a, b, r in zip(scales, shifts, rms)]
+        translations = [cam.translation3d(focal, principal) for cam in cameras]
         t_camera = time.perf_counter() - t0
 
         conf = poses[..., 2] > confidence_threshold if has_conf else np.ones(poses.shape[:2], bool)

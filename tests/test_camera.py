@@ -134,3 +134,20 @@ def test_degenerate_and_bad_inputs():
         fit_weak_perspective(P[:5], mirrored)
     with pytest.raises(ValueError, match="coincide"):
         fit_weak_perspective(np.zeros((17, 3)), mirrored)
+
+
+def test_batched_camera_fit_equals_one_fit_per_person():
+    from pose2mesh.camera import fit_weak_perspective, fit_weak_perspective_batch
+
+    rng = np.random.default_rng(5)
+    P = rng.normal(size=(6, 17, 3))
+    p = 200.0 * P[..., :2] + rng.normal(size=(6, 1, 2)) * 50 + rng.normal(size=(6, 17, 2))
+    w = (rng.random((6, 17)) > 0.3).astype(float)
+    scales, shifts, rms = fit_weak_perspective_batch(P, p, w)
+    for k in range(6):
+        cam = fit_weak_perspective(P[k], p[k], w[k])
+        assert np.isclose(cam.scale, scales[k]) and np.allclose(cam.translation, shifts[k]) and np.isclose(cam.rms, rms[k])
+    w[3] = 0
+    w[3, 0] = 1
+    with pytest.raises(ValueError, match="person 3 needs at least two weighted points"):
+        fit_weak_perspective_batch(P, p, w)
