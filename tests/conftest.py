@@ -44,3 +44,19 @@ def pytest_configure(config):
 def device(pytestconfig) -> torch.device:
     """The device of ``cuda``-marked tests: CPU unless ``--device`` / ``POSE2MESH_TEST_DEVICE`` says otherwise."""
     return torch.device(_device_name(pytestconfig))
+
+
+@pytest.fixture(scope="session")
+def smpl():
+    """The synthetic SMPL-format body (generated once, cached), shared by the tests."""
+    from pose2mesh.body_models import SMPL
+
+    return SMPL(synthetic=True)
+
+
+@pytest.fixture(scope="session")
+def mano():
+    """The synthetic MANO-format hand (generated once, cached), shared by the tests."""
+    from pose2mesh.body_models import MANO
+
+    return MANO(synthetic=True)

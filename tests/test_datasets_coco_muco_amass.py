@@ -4,18 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from fixtures import check_sample, make_cfg, synthetic_smpl, write_amass, write_coco, write_muco
+from fixtures import check_sample, make_cfg, write_amass, write_coco, write_muco
 from pose2mesh.coord_utils import cam2pixel
 from pose2mesh.datasets.amass import AMASS, FOCAL, PRINCPT
 from pose2mesh.datasets.coco import COCO
 from pose2mesh.datasets.common import normalize_cropped_pose2d
 from pose2mesh.datasets.errors import DatasetError
 from pose2mesh.datasets.muco import MuCo
-
-
-@pytest.fixture(scope="module")
-def smpl():
-    return synthetic_smpl()
 
 
 @pytest.fixture(scope="module")

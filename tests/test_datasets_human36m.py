@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures import check_sample, make_cfg, perfect_results, synthetic_smpl, write_human36m
+from fixtures import check_sample, make_cfg, perfect_results, write_human36m
 from pose2mesh.coord_utils import cam2pixel
 from pose2mesh.datasets import build_dataset
 from pose2mesh.datasets.common import normalize_cropped_pose2d
 from pose2mesh.datasets.errors import DatasetError
 from pose2mesh.datasets.human36m import Human36M
-
-
-@pytest.fixture(scope="module")
-def smpl():
-    return synthetic_smpl()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from fixtures import check_sample, make_cfg, perfect_results, synthetic_smpl, write_pw3d
+from fixtures import check_sample, make_cfg, perfect_results, write_pw3d
 from pose2mesh.coord_utils import cam2pixel
 from pose2mesh.joints import add_pelvis_and_neck
 from pose2mesh.datasets.common import normalize_cropped_pose2d
 from pose2mesh.datasets.errors import DatasetError
 from pose2mesh.datasets.pw3d import PW3D, acceleration_error
-
-
-@pytest.fixture(scope="module")
-def smpl():
-    return synthetic_smpl()
 
 
 @pytest.fixture(scope="module")

@@ -20,20 +20,6 @@ from pose2mesh.export import (
 from pose2mesh.fitting import fit_mano, fit_smpl
 
 
-@pytest.fixture(scope="module")
-def smpl():
-    from pose2mesh.body_models import SMPL
-
-    return SMPL(synthetic=True)
-
-
-@pytest.fixture(scope="module")
-def mano():
-    from pose2mesh.body_models import MANO
-
-    return MANO(synthetic=True)
-
-
 def motion(model, joints, frames=4, seed=0):
     """A short motion of one person: poses interpolated between two random ones, one shape."""
     gen = torch.Generator().manual_seed(seed)

@@ -19,20 +19,6 @@ from pose2mesh.fitting import (
 )
 
 
-@pytest.fixture(scope="module")
-def smpl():
-    from pose2mesh.body_models import SMPL
-
-    return SMPL(synthetic=True)
-
-
-@pytest.fixture(scope="module")
-def mano():
-    from pose2mesh.body_models import MANO
-
-    return MANO(synthetic=True)
-
-
 def random_params(seed, batch, joints, angle=1.0):
     """Every joint rotated by ``angle`` rad about a random axis, a random root orientation,
     shapes uniform in [-2, 2], translations of about 0.3 m."""

@@ -12,13 +12,6 @@ from pose2mesh.datasets.common import normalize_pose2d
 from pose2mesh.datasets.synthetic import SyntheticDataset
 
 
-@pytest.fixture(scope="module")
-def smpl():
-    from pose2mesh.body_models import SMPL
-
-    return SMPL(synthetic=True)
-
-
 def _cfg(mode="pose2mesh_net", input_set="coco", target_set="human36", use_gt_input=True, body="smpl"):
     cfg = Config()
     cfg.MODEL.name = mode

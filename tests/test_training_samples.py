@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pose2mesh.noise_utils as noise_utils
-from fixtures import make_cfg, synthetic_mano, synthetic_smpl, write_coco, write_freihand, write_human36m, write_muco
+from fixtures import make_cfg, synthetic_mano, write_coco, write_freihand, write_human36m, write_muco
 from pose2mesh.datasets.coco import COCO
 from pose2mesh.datasets.freihand import FreiHAND
 from pose2mesh.datasets.human36m import Human36M
@@ -114,11 +114,6 @@ def orig_muco_fitting_error(joint_cam_h36m, mesh_cam, reg_h36m):
 # --------------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def smpl():
-    return synthetic_smpl()
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, smpl):
