@@ -10,6 +10,7 @@ experiment/) under the working directory.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -30,8 +31,13 @@ def _run(cmd, cwd, env, timeout=900):
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("install")
+    # build from a clean copy of the source: setuptools' build/ folder in the checkout may hold
+    # files of an older layout, which would end up in the wheel
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "experiment", "wheels", "*.egg-info", "__pycache__", ".cache"))
     wheels = tmp / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, REPO],
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, source],
          cwd=tmp, env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
     wheel = next(wheels.glob("pose2mesh-*.whl"))
     venv = tmp / "venv"
