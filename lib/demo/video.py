@@ -153,6 +153,22 @@ def _progress(iterable, total: Optional[int], desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, dynamic_ncols=True)
 
 
+def _timed_frames(source: FrameSource, times: Dict[str, float], limit: Optional[int] = None):
+    """The source's ``(index, frame)`` pairs (at most ``limit``), each one's decoding time added
+    to ``times['decode']``."""
+    it = iter(source)
+    count = 0
+    while limit is None or count < limit:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        times["decode"] += time.perf_counter() - t0
+        count += 1
+        yield item
+
+
 def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     """The video demo for parsed arguments (``--input_video``); returns the summary also written
     as ``demo_result.json``. ``detector`` replaces the built-in one (an object with
@@ -190,22 +206,14 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     t_start = time.perf_counter()
     # ---- pass 1: decode, detect, track
     try:
-        it = iter(source)
-        bar = _progress(range(source.count) if source.count else iter(int, 1), source.count, "detect")
-        for _ in bar:
-            t0 = time.perf_counter()
-            try:
-                i, frame = next(it)
-            except StopIteration:
-                break
+        bar = _progress(_timed_frames(source, times), source.count, "detect")
+        for i, frame in bar:
             t1 = time.perf_counter()
             found = detector.detect(frame, multi=args.multi)
             t2 = time.perf_counter()
             tracker.update(i, found)
-            t3 = time.perf_counter()
-            times["decode"] += t1 - t0
             times["detect"] += t2 - t1
-            times["track"] += t3 - t2
+            times["track"] += time.perf_counter() - t2
             frames_done = i + 1
         bar.close()
     except KeyboardInterrupt:
@@ -311,13 +319,7 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
     writer = VideoWriter(out_dir / "demo_video.mp4", source.fps, (source.width, source.height))
     files["video"] = str(writer.path)
     try:
-        it = iter(source)
-        for _ in _progress(range(frames_done), frames_done, "render"):
-            t0 = time.perf_counter()
-            try:
-                i, frame = next(it)
-            except StopIteration:
-                break
+        for i, frame in _progress(_timed_frames(source, times, frames_done), frames_done, "render"):
             t1 = time.perf_counter()
             rows = by_frame.get(i, [])
             if rows:
@@ -326,10 +328,8 @@ def run_video(args: argparse.Namespace, detector=None) -> Dict[str, Any]:
                 frame = render_meshes(renderer, frame, pred, indices=rows, colors=colors, vertices=shown)
             t2 = time.perf_counter()
             writer.write(frame)
-            t3 = time.perf_counter()
-            times["decode"] += t1 - t0
             times["render"] += t2 - t1
-            times["encode"] += t3 - t2
+            times["encode"] += time.perf_counter() - t2
     except KeyboardInterrupt:
         interrupted = interrupted or "rendering"
         log.warning("interrupted: the video ends at frame %d", writer.frames)
