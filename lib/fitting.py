@@ -43,6 +43,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from manopth.manolayer import project_to_rotations
+
 from .errors import Pose2MeshError
 
 __all__ = ["FitResult", "FittingError", "fit_smpl", "fit_mano", "fit_body", "axis_angle_to_matrix",
@@ -144,15 +146,6 @@ def matrix_to_axis_angle(rot: torch.Tensor) -> torch.Tensor:
     angle = 2 * torch.atan2(s, w)
     scale = torch.where(s < 1e-7, 2 / w.clamp_min(1e-12), angle / s.clamp_min(1e-30))
     return xyz * scale[..., None]
-
-
-def _nearest_rotation(mats: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> nearest rotations (SVD, determinant +1)."""
-    u, _, vh = torch.linalg.svd(mats)
-    det = torch.det(u @ vh)
-    fix = torch.ones_like(u[..., 0, :])
-    fix[..., 2] = det
-    return (u * fix.unsqueeze(-2)) @ vh
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,7 +431,7 @@ def _affine_rotations(model: _Model, target: torch.Tensor, rest: torch.Tensor, r
     eye = torch.eye(num_joints * 4, dtype=target.dtype, device=target.device)
     sol = torch.linalg.solve(normal + scale * (smooth * reg + 1e-9 * eye), rhs)  # B x 4J x 3
     affine = sol.reshape(batch, num_joints, 4, 3)[:, :, :3].transpose(2, 3)      # rows of A_k
-    return _nearest_rotation(affine)
+    return project_to_rotations(affine)
 
 
 def _local_from_global(model: _Model, rot: torch.Tensor) -> torch.Tensor:
