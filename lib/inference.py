@@ -193,7 +193,7 @@ class Predictor:
         cfg: a validated config (:func:`pose2mesh.config.load_config`) with
             ``DATASET.input_joint_set`` and ``DATASET.body_model`` set; ``MODEL`` gives the sizes.
         weights: a ``.pth.tar`` file; None keeps random initial weights (benchmarks).
-        device: a torch device or its name.
+        device: a torch device or its name (see :func:`pose2mesh.device.select_device`).
 
     Most users call :meth:`from_checkpoint`.
     """
@@ -201,12 +201,13 @@ class Predictor:
     def __init__(self, cfg, weights: Optional[Union[str, Path]] = None, device: Any = "cpu"):
         import torch
 
+        from .device import select_device
         from .engine.builders import build_graphs, build_mesh_model, build_model
 
         if cfg.MODEL.name != "pose2mesh_net":
             raise InferenceError(f"MODEL.name is {cfg.MODEL.name!r}; prediction needs a pose2mesh_net checkpoint")
         self.cfg = cfg
-        self.device = torch.device(device)
+        self.device, _ = select_device(device)  # the project's one device switch
         self.joint_set = get_joint_set(cfg.DATASET.input_joint_set)
         self.body_model = build_mesh_model(cfg)
         self.faces = np.asarray(self.body_model.face, dtype=np.int64)
