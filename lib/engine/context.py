@@ -63,14 +63,24 @@ class RunContext:
         return self.dist.is_main
 
     @property
+    def error_set(self) -> JointSet:
+        """The joint set of the per-epoch errors: the target set for meshes (joints regressed
+        from the mesh), else the input set (the lifted joints)."""
+        return self.target_set if self.is_mesh else self.joint_set
+
+    @property
     def error_root(self) -> int:
-        """The root joint of the per-epoch errors: the target set's for meshes, else the input set's."""
-        return self.target_set.root if self.is_mesh else self.joint_set.root
+        return self.error_set.root
 
     @property
     def eval_joints(self) -> Tuple[int, ...]:
         """The joints the per-epoch error averages over: the dataset protocol's evaluation joints."""
-        return (self.target_set if self.is_mesh else self.joint_set).eval_joints
+        return self.error_set.eval_joints
+
+    @property
+    def error_joints(self) -> str:
+        """Which joints the per-epoch MPJPE averages, in words (e.g. '14 human36 joints')."""
+        return f"{len(self.eval_joints) or self.error_set.num_joints} {self.error_set.name} joints"
 
     def wrap_model(self) -> torch.nn.Module:
         """The model as training and inference run it: DDP under ``torchrun``, DataParallel on

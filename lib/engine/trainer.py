@@ -289,8 +289,7 @@ class Trainer:
                                 ctx.device, keep_mesh=ctx.is_mesh, max_samples=self.cfg.TEST.max_samples,
                                 show_progress=ctx.is_main, desc=f"Epoch{epoch} test")
         errors = running_errors(results, ctx.joint_regressor, ctx.error_root, ctx.eval_joints)
-        joints = f"{len(ctx.eval_joints) or '(all)'} {(ctx.target_set if ctx.is_mesh else ctx.joint_set).name} joints"
-        log.info("Epoch%d test (per-sample means, MPJPE over %s): %s", epoch, joints,
+        log.info("Epoch%d test (per-sample means, MPJPE over %s): %s", epoch, ctx.error_joints,
                  ", ".join(f"{k} {v:.2f} mm" for k, v in errors.items()))
         return results, errors
 
@@ -387,14 +386,12 @@ class Trainer:
         save_curve(self.train_log, self.run_dir.graph / "train_loss.png", "Train Loss",
                    epochs=range(self.cfg.TRAIN.begin_epoch, self.cfg.TRAIN.begin_epoch + len(self.train_log)))
         epochs = self.test_log["epoch"]
-        joints = (self.ctx.target_set if self.ctx.is_mesh else self.ctx.joint_set)
-        label = f"over {len(joints.eval_joints) or joints.num_joints} {joints.name} joints, per-sample mean"
         if self.ctx.is_mesh and any(np.isfinite(self.test_log["surface"])):
             save_curve(self.test_log["surface"], self.run_dir.graph / "surface_error.png",
                        "Surface Error (MPVPE, mm, per-sample mean)", epochs=epochs)
         if self.test_log["joint"]:
             save_curve(self.test_log["joint"], self.run_dir.graph / "joint_error.png",
-                       f"Joint Error (MPJPE, mm, {label})", epochs=epochs)
+                       f"Joint Error (MPJPE, mm, over {self.ctx.error_joints}, per-sample mean)", epochs=epochs)
 
     def _mesh_preview(self, results: Dict[str, np.ndarray]) -> Optional[np.ndarray]:
         """An H x W x 3 uint8 image of the first test prediction beside its target, or None."""
