@@ -32,6 +32,7 @@ from typing import List, Optional
 import numpy as np
 
 from .errors import Pose2MeshError
+from .tracking import box_iou
 
 __all__ = ["DetectorUnavailable", "DetectionError", "Detection", "BodyDetector", "HandDetector",
            "make_detector", "detector_available", "BLAZEPOSE_TO_COCO", "DETECTOR_EXTRA_HINT"]
@@ -109,14 +110,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def _box(xy: np.ndarray) -> np.ndarray:
     lo, hi = xy.min(0), xy.max(0)
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _windows(width: int, height: int):
@@ -210,7 +203,7 @@ class BodyDetector:
                 found.keypoints[:, 1] += y0
                 found.box[:2] += (x0, y0)
                 found.outside = _outside(found.keypoints[:, :2], w, h)
-                repeat = any(_iou(found.box, p.box) > DUPLICATE_IOU for p in people)
+                repeat = any(box_iou(found.box, p.box) > DUPLICATE_IOU for p in people)
                 visible = found.keypoints[found.keypoints[:, 2] > 0.5, :2]
                 # a "person" standing mostly on pixels already hidden is a ghost of a found one
                 ij = np.round(visible).astype(int)
@@ -226,7 +219,7 @@ class BodyDetector:
         out: List[Detection] = []
         for d in people:
             r = self._refine(img, d)
-            if r is not None and not any(_iou(r.box, o.box) > DUPLICATE_IOU for o in out):
+            if r is not None and not any(box_iou(r.box, o.box) > DUPLICATE_IOU for o in out):
                 out.append(r)
         return out
 
@@ -251,7 +244,7 @@ class BodyDetector:
         again.keypoints[:, 0] += x0
         again.keypoints[:, 1] += y0
         again.box[:2] += (x0, y0)
-        if _iou(again.box, found.box) < 0.3:
+        if box_iou(again.box, found.box) < 0.3:
             return None
         again.outside = _outside(again.keypoints[:, :2], w, h)
         return again

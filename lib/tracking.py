@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import Pose2MeshError
 
-__all__ = ["TrackingError", "OneEuroFilter", "smooth_track", "Tracker",
+__all__ = ["TrackingError", "OneEuroFilter", "smooth_track", "Tracker", "box_iou",
            "SMOOTH_MIN_CUTOFF", "SMOOTH_BETA", "SMOOTH_D_CUTOFF"]
 
 # smooth_track's defaults at strength 1: cutoff frequencies in Hz, speeds in person sizes
@@ -54,6 +54,15 @@ def _positive(name: str, value: float, allow_zero: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise TrackingError(f"{name} must be {'non-negative' if allow_zero else 'positive'} and finite, got {value!r}")
     return v
+
+
+def box_iou(a: Union[Sequence[float], np.ndarray], b: Union[Sequence[float], np.ndarray]) -> float:
+    """Intersection over union of two ``[x, y, w, h]`` boxes (0 when both are empty)."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _smoothing_factor(dt: np.ndarray, cutoff: Union[float, np.ndarray]) -> np.ndarray:
@@ -382,25 +391,23 @@ class Tracker:
     # ---- similarity ------------------------------------------------------------------------
     @staticmethod
     def _box(xy: np.ndarray, valid: np.ndarray) -> Optional[np.ndarray]:
+        """``[x, y, w, h]`` around the valid keypoints (float64), None without any."""
         pts = xy[valid]
         if len(pts) == 0:
             return None
-        return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+        lo = pts.min(axis=0)
+        return np.concatenate([lo, pts.max(axis=0) - lo])
 
     def _similarity(self, xy_t, valid_t, xy_d, valid_d) -> float:
         box_t, box_d = self._box(xy_t, valid_t), self._box(xy_d, valid_d)
         if box_t is None or box_d is None:
             return 0.0
-        area_t = np.prod(box_t[2:] - box_t[:2])
-        area_d = np.prod(box_d[2:] - box_d[:2])
-        lo, hi = np.maximum(box_t[:2], box_d[:2]), np.minimum(box_t[2:], box_d[2:])
-        inter = np.prod(np.clip(hi - lo, 0.0, None))
-        union = area_t + area_d - inter
-        iou = inter / union if union > 0 else 0.0
+        area_t, area_d = box_t[2] * box_t[3], box_d[2] * box_d[3]
+        iou = box_iou(box_t, box_d)
         both = valid_t & valid_d
         if both.any():
             # the squared scale: the mean box area, at least the squared mean box diagonal / 100
-            diag = 0.5 * (np.linalg.norm(box_t[2:] - box_t[:2]) + np.linalg.norm(box_d[2:] - box_d[:2]))
+            diag = 0.5 * (np.linalg.norm(box_t[2:]) + np.linalg.norm(box_d[2:]))
             s2 = max(0.5 * (area_t + area_d), (diag / 10.0) ** 2, 1e-6)
             d2 = ((xy_t[both] - xy_d[both]) ** 2).sum(axis=1)
             oks = float(np.exp(-d2 / (2.0 * s2 * self.keypoint_sigma ** 2)).mean())
