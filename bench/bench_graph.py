@@ -5,8 +5,8 @@
 Rows: ``build_coarse_graphs(..., cache=False)`` (the full coarsening, every call) and the cached
 call (the on-disk cache, in a temporary folder, already written). Baseline: the original
 release's own figure for this step (0.48 s, reported, not measured here) and, when a
-transcription of the original's coarsening and a NumPy-1.24 interpreter are present (a
-colleague's scratch copies, not part of the project), the transcription timed in a subprocess on
+transcription of the original's coarsening and a NumPy-1.24 interpreter are present (local
+scratch copies given by the two flags, not part of the project), the transcription timed in a subprocess on
 the same faces in the same run. Medians over ``--repeat``; ``--smoke``: one run each.
 """
 from __future__ import annotations
